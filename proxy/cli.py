@@ -1,0 +1,68 @@
+"""``registry-auth-proxy``: serve, check-config, user and group management."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from proxy.config import Config, ConfigError, load_config
+
+DEFAULT_CONFIG = "proxy.yml"
+
+
+def _load(path: str) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(f"registry-auth-proxy: config error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    from proxy.server import serve
+
+    try:
+        asyncio.run(serve(config))
+    except (OSError, ValueError) as exc:
+        logging.getLogger("registry_auth_proxy").error("cannot start: %s", exc)
+        return 1
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    from proxy.checks import check_config
+
+    return check_config(config)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="registry-auth-proxy",
+        description="Authenticating TLS reverse proxy for a Docker/OCI registry.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = sub.add_parser("serve", help="run the proxy")
+    serve.add_argument("--config", default=DEFAULT_CONFIG, help="config file (default: ./proxy.yml)")
+    serve.set_defaults(func=cmd_serve)
+    check = sub.add_parser("check-config", help="validate the config and show the effective policy")
+    check.add_argument("--config", default=DEFAULT_CONFIG, help="config file (default: ./proxy.yml)")
+    check.set_defaults(func=cmd_check_config)
+    try:
+        from proxy.cli_users import add_user_commands
+    except ImportError:  # pragma: no cover - during development only
+        pass
+    else:
+        add_user_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))

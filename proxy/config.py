@@ -1,0 +1,267 @@
+"""Loading ``proxy.yml`` into frozen dataclasses, with one clear line per mistake.
+
+Every key has a default; every wrong value stops start-up naming the file, the
+key, what was expected and what was found. Unknown keys are errors too: a typo
+such as ``acess:`` must not silently fall back to the defaults.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from auth.policy import Access, Rule
+
+
+class ConfigError(Exception):
+    """A config mistake; ``str()`` is the single line shown to the operator."""
+
+
+@dataclass(frozen=True)
+class TLSConfig:
+    cert: Path
+    key: Path
+
+
+@dataclass(frozen=True)
+class TokenConfig:
+    secret_file: Path | None = None
+    ttl: int = 300
+    service: str = field(default_factory=socket.gethostname)
+    path: str = "/token"
+    realm: str | None = None  # default: built from the request's scheme and Host
+    issuer: str = "registry-auth-proxy"
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    realm: str = "basic-realm"
+    htpasswd: Path = Path("users.htpasswd")
+    groups: Path | None = Path("users.groups")
+    challenge: str = "bearer"
+    cache_ttl: float = 60.0
+    token: TokenConfig = field(default_factory=TokenConfig)
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect: float = 10.0  # backend connect
+    read: float = 300.0  # backend read idle; there is no overall transfer timeout
+    grace: float = 30.0  # SIGTERM: time given to transfers in flight
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    access: bool = True
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    listen_host: str = "0.0.0.0"
+    listen_port: int = 5043
+    tls: TLSConfig | None = None
+    backend: str = "http://127.0.0.1:5000"
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    access: Access = field(default_factory=Access)
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    log: LogConfig = field(default_factory=LogConfig)
+
+    @property
+    def listen(self) -> str:
+        host = f"[{self.listen_host}]" if ":" in self.listen_host else self.listen_host
+        return f"{host}:{self.listen_port}"
+
+
+class _Reader:
+    """Walks the YAML tree, remembering the dotted key for error messages."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.base = path.parent
+
+    def fail(self, key: str, expected: str, found: object) -> ConfigError:
+        return ConfigError(f"{self.path}: {key}: expected {expected}, found {found!r}")
+
+    def section(self, data: object, key: str, allowed: set[str]) -> Mapping[str, Any]:
+        if data is None:
+            return {}
+        if not isinstance(data, Mapping):
+            raise self.fail(key, "a mapping", data)
+        for name in data:
+            if name not in allowed:
+                where = f"{key}.{name}" if key else str(name)
+                raise self.fail(where, "one of " + ", ".join(sorted(allowed)), "an unknown key")
+        return data
+
+    def string(self, data: Mapping[str, Any], key: str, dotted: str, default: str) -> str:
+        value = data.get(key, default)
+        if not isinstance(value, str) or not value:
+            raise self.fail(dotted, "a non-empty string", value)
+        return value
+
+    def number(self, data: Mapping[str, Any], key: str, dotted: str, default: float, minimum: float) -> float:
+        value = data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
+            raise self.fail(dotted, f"a number >= {minimum:g}", value)
+        return float(value)
+
+    def file(self, data: Mapping[str, Any], key: str, dotted: str, default: str | None) -> Path | None:
+        value = data.get(key, default)
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value:
+            raise self.fail(dotted, "a file path", value)
+        return (self.base / value).resolve()
+
+
+def _listen(r: _Reader, value: object) -> tuple[str, int]:
+    if not isinstance(value, str) or ":" not in value:
+        raise r.fail("listen", "host:port such as 0.0.0.0:5043", value)
+    host, _, port = value.rpartition(":")
+    host = host.strip("[]")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise r.fail("listen", "host:port such as 0.0.0.0:5043", value)
+    return host, int(port)
+
+
+def _backend(r: _Reader, value: object) -> str:
+    if not isinstance(value, str):
+        raise r.fail("backend", "a URL such as http://127.0.0.1:5000", value)
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+        raise r.fail("backend", "http(s)://host:port with no path", value)
+    if parts.query or parts.fragment or parts.username:
+        raise r.fail("backend", "http(s)://host:port with no credentials or query", value)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _tls(r: _Reader, value: object) -> TLSConfig | None:
+    if value is None or value is False or value == "off":
+        return None
+    data = r.section(value, "tls", {"cert", "key"})
+    cert = r.file(data, "cert", "tls.cert", None)
+    key = r.file(data, "key", "tls.key", None)
+    if cert is None or key is None:
+        raise r.fail("tls", "both cert and key (or `tls: off`)", value)
+    for name, p in (("tls.cert", cert), ("tls.key", key)):
+        if not p.is_file():
+            raise r.fail(name, "an existing file", str(p))
+    return TLSConfig(cert, key)
+
+
+def _rule(r: _Reader, dotted: str, value: object) -> Rule:
+    if value == "anyone":
+        return Rule(anyone=True)
+    if value == "users":
+        return Rule(users=True)
+    if isinstance(value, list) and all(isinstance(g, str) and g and ":" not in g for g in value):
+        return Rule.of_groups(value)
+    raise r.fail(dotted, "anyone, users, or a list of group names", value)
+
+
+def _access(r: _Reader, value: object) -> Access:
+    data = r.section(value, "access", {"pull", "push", "delete", "catalog"})
+    return Access(
+        pull=_rule(r, "access.pull", data.get("pull", "anyone")),
+        push=_rule(r, "access.push", data.get("push", ["pusher"])),
+        delete=_rule(r, "access.delete", data.get("delete", ["pusher"])),
+        catalog=_rule(r, "access.catalog", data.get("catalog", "anyone")),
+    )
+
+
+def _token(r: _Reader, value: object) -> TokenConfig:
+    data = r.section(value, "auth.token", {"secret_file", "ttl", "service", "path", "realm", "issuer"})
+    default = TokenConfig()
+    path = r.string(data, "path", "auth.token.path", default.path)
+    if not path.startswith("/") or path.startswith("/v2"):
+        raise r.fail("auth.token.path", "an absolute path outside /v2, such as /token", path)
+    realm = data.get("realm")
+    if realm is not None and (not isinstance(realm, str) or not realm.startswith(("https://", "http://"))):
+        raise r.fail("auth.token.realm", "an absolute http(s) URL", realm)
+    return TokenConfig(
+        secret_file=r.file(data, "secret_file", "auth.token.secret_file", None),
+        ttl=int(r.number(data, "ttl", "auth.token.ttl", default.ttl, 10)),
+        service=r.string(data, "service", "auth.token.service", default.service),
+        path=path,
+        realm=realm,
+        issuer=r.string(data, "issuer", "auth.token.issuer", default.issuer),
+    )
+
+
+def _auth(r: _Reader, value: object) -> AuthConfig:
+    data = r.section(value, "auth", {"realm", "htpasswd", "groups", "challenge", "cache_ttl", "token"})
+    challenge = data.get("challenge", "bearer")
+    if challenge not in ("bearer", "basic"):
+        raise r.fail("auth.challenge", "bearer or basic", challenge)
+    realm = r.string(data, "realm", "auth.realm", "basic-realm")
+    if '"' in realm or "\\" in realm:
+        raise r.fail("auth.realm", "a realm without quotes or backslashes", realm)
+    htpasswd = r.file(data, "htpasswd", "auth.htpasswd", "users.htpasswd")
+    assert htpasswd is not None
+    return AuthConfig(
+        realm=realm,
+        htpasswd=htpasswd,
+        groups=r.file(data, "groups", "auth.groups", "users.groups"),
+        challenge=challenge,
+        cache_ttl=r.number(data, "cache_ttl", "auth.cache_ttl", 60.0, 0),
+        token=_token(r, data.get("token")),
+    )
+
+
+def _timeouts(r: _Reader, value: object) -> Timeouts:
+    data = r.section(value, "timeouts", {"connect", "read", "grace"})
+    return Timeouts(
+        connect=r.number(data, "connect", "timeouts.connect", 10.0, 0.1),
+        read=r.number(data, "read", "timeouts.read", 300.0, 0.1),
+        grace=r.number(data, "grace", "timeouts.grace", 30.0, 0),
+    )
+
+
+def _log(r: _Reader, value: object) -> LogConfig:
+    data = r.section(value, "log", {"access"})
+    access = data.get("access", True)
+    if not isinstance(access, bool):
+        raise r.fail("log.access", "true or false", access)
+    return LogConfig(access=access)
+
+
+TOP_KEYS = {"listen", "tls", "backend", "auth", "access", "timeouts", "log"}
+
+
+def parse_config(data: object, path: Path) -> Config:
+    r = _Reader(path)
+    top = r.section(data, "", TOP_KEYS)
+    host, port = _listen(r, top.get("listen", "0.0.0.0:5043"))
+    return Config(
+        path=path,
+        listen_host=host,
+        listen_port=port,
+        tls=_tls(r, top.get("tls")),
+        backend=_backend(r, top.get("backend", "http://127.0.0.1:5000")),
+        auth=_auth(r, top.get("auth")),
+        access=_access(r, top.get("access")),
+        timeouts=_timeouts(r, top.get("timeouts")),
+        log=_log(r, top.get("log")),
+    )
+
+
+def load_config(path: str | Path) -> Config:
+    path = Path(path).resolve()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}:{where} not valid YAML: {getattr(exc, 'problem', exc)}") from exc
+    return parse_config(data if data is not None else {}, path)

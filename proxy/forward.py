@@ -1,0 +1,113 @@
+"""The streaming forwarder: bytes pass through untouched, in both directions.
+
+Memory must not grow with blob size, so bodies are relayed chunk by chunk
+with backpressure (``await write`` waits for the socket). Errors are told
+apart: before the response starts, an unreachable backend is a 502 JSON
+error and a silent one a 504; after it starts, the client connection is
+aborted so a truncated body is never mistaken for a complete one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aiohttp
+from aiohttp import web
+from yarl import URL
+
+from proxy.errors import json_error
+from proxy.headers import downstream_headers, upstream_headers
+
+log = logging.getLogger("registry_auth_proxy.forward")
+
+CHUNK = 256 * 1024
+# Headers aiohttp's client would add on its own; the backend must see only the client's.
+SKIP_AUTO = frozenset({"User-Agent", "Accept", "Accept-Encoding", "Content-Type"})
+
+
+@dataclass(frozen=True)
+class Upstream:
+    session: aiohttp.ClientSession
+    origin: str  # e.g. http://127.0.0.1:5000
+
+
+class ClientGone(Exception):
+    """The client went away mid-transfer: not the backend's fault, not a 502."""
+
+
+async def _request_body(request: web.Request) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in request.content.iter_chunked(CHUNK):
+            yield chunk
+    except (aiohttp.ClientPayloadError, ConnectionError, asyncio.IncompleteReadError) as exc:
+        raise ClientGone("client upload ended early") from exc
+
+
+async def forward(request: web.Request, upstream: Upstream, public_origin: str) -> web.StreamResponse:
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    headers = upstream_headers(
+        request.headers,
+        host=request.host,
+        proto=request.scheme,
+        client_ip=peer[0] if peer else "",
+        content_length=request.content_length,
+    )
+    body = _request_body(request) if request.body_exists else None
+    url = URL(upstream.origin + request.raw_path, encoded=True)
+    try:
+        backend = await upstream.session.request(
+            request.method,
+            url,
+            headers=headers,
+            data=body,
+            allow_redirects=False,
+            skip_auto_headers=SKIP_AUTO,
+        )
+    except ClientGone:
+        raise
+    except (TimeoutError, aiohttp.ServerTimeoutError):
+        log.warning("backend %s did not answer %s %s in time", upstream.origin, request.method, request.path)
+        return json_error(504, "UNAVAILABLE", "the registry behind this proxy did not answer in time")
+    except aiohttp.ClientError as exc:
+        if request.transport is None or request.transport.is_closing():
+            raise ClientGone("client left during the upload") from exc
+        log.warning("backend %s unreachable: %s", upstream.origin, exc.__class__.__name__)
+        return json_error(502, "UNAVAILABLE", "the registry behind this proxy is unreachable; try again later")
+    async with backend:
+        return await _relay(request, backend, upstream.origin, public_origin)
+
+
+async def _relay(
+    request: web.Request, backend: aiohttp.ClientResponse, backend_origin: str, public_origin: str
+) -> web.StreamResponse:
+    response = web.StreamResponse(
+        status=backend.status,
+        reason=backend.reason,
+        headers=downstream_headers(backend.headers, backend_origin=backend_origin, public_origin=public_origin),
+    )
+    if backend.content_length is not None:
+        response.content_length = backend.content_length
+    await response.prepare(request)
+    if request.method == "HEAD":
+        return response
+    try:
+        async for chunk in backend.content.iter_chunked(CHUNK):
+            await response.write(chunk)
+    except (ConnectionError, aiohttp.ClientConnectionResetError):
+        _abort(request)  # the client left; nothing to tell it
+        return response
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        log.warning("backend stream for %s %s broke: %s", request.method, request.path, exc.__class__.__name__)
+        _abort(request)
+        return response
+    await response.write_eof()
+    return response
+
+
+def _abort(request: web.Request) -> None:
+    """Close the client connection without ending the body: a short body must look short."""
+    if request.transport is not None:
+        request.transport.abort()
