@@ -31,6 +31,9 @@ from pathlib import Path
 NEW_FILE_MODE = 0o640
 """Mode of files created from scratch: owner rw, group r (e.g. the proxy's group)."""
 
+LOCK_FILE_MODE = 0o640
+"""The sidecar ``.lock`` file stays behind (deleting it would race); it is always empty."""
+
 _ENCODING = "utf-8"
 _ERRORS = "surrogateescape"
 
@@ -59,7 +62,8 @@ def rewrite(path: Path | str, transform: Transform) -> list[str]:
     """
     target = Path(os.path.realpath(path))
     lock_path = target.with_name(target.name + ".lock")
-    lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    # Read-only is enough for flock, so anyone allowed to read the lock can take it.
+    lock_fd = os.open(lock_path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, LOCK_FILE_MODE)
     try:
         fcntl.flock(lock_fd, fcntl.LOCK_EX)
         old = read_lines(target)
