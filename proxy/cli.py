@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from proxy.cli_users import add_user_commands
 from proxy.config import Config, ConfigError, load_config
 
 DEFAULT_CONFIG = "proxy.yml"
@@ -52,12 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate the config and show the effective policy")
     check.add_argument("--config", default=DEFAULT_CONFIG, help="config file (default: ./proxy.yml)")
     check.set_defaults(func=cmd_check_config)
-    try:
-        from proxy.cli_users import add_user_commands
-    except ImportError:  # pragma: no cover - during development only
-        pass
-    else:
-        add_user_commands(sub)
+    add_user_commands(sub)
     return parser
 
 
