@@ -7,6 +7,7 @@ such as ``acess:`` must not silently fall back to the defaults.
 
 from __future__ import annotations
 
+import math
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -108,7 +109,13 @@ class _Reader:
 
     def number(self, data: Mapping[str, Any], key: str, dotted: str, default: float, minimum: float) -> float:
         value = data.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or value < minimum
+            or value > 10**9
+        ):
             raise self.fail(dotted, f"a number >= {minimum:g}", value)
         return float(value)
 
@@ -116,7 +123,7 @@ class _Reader:
         value = data.get(key, default)
         if value is None:
             return None
-        if not isinstance(value, str) or not value:
+        if not isinstance(value, str) or not value or "\0" in value:
             raise self.fail(dotted, "a file path", value)
         return (self.base / value).resolve()
 
@@ -126,7 +133,7 @@ def _listen(r: _Reader, value: object) -> tuple[str, int]:
         raise r.fail("listen", "host:port such as 0.0.0.0:5043", value)
     host, _, port = value.rpartition(":")
     host = host.strip("[]")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
         raise r.fail("listen", "host:port such as 0.0.0.0:5043", value)
     return host, int(port)
 
@@ -135,10 +142,16 @@ def _backend(r: _Reader, value: object) -> str:
     if not isinstance(value, str):
         raise r.fail("backend", "a URL such as http://127.0.0.1:5000", value)
     parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+    if parts.username or parts.password:
+        raise r.fail("backend", "http(s)://host:port with no credentials", "a URL with credentials (hidden)")
+    try:
+        port_ok = parts.port is None or 0 < parts.port < 65536
+    except ValueError:
+        port_ok = False
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok or parts.path not in ("", "/"):
         raise r.fail("backend", "http(s)://host:port with no path", value)
-    if parts.query or parts.fragment or parts.username:
-        raise r.fail("backend", "http(s)://host:port with no credentials or query", value)
+    if parts.query or parts.fragment:
+        raise r.fail("backend", "http(s)://host:port with no query", value)
     return f"{parts.scheme}://{parts.netloc}"
 
 
@@ -204,7 +217,8 @@ def _auth(r: _Reader, value: object) -> AuthConfig:
     if '"' in realm or "\\" in realm:
         raise r.fail("auth.realm", "a realm without quotes or backslashes", realm)
     htpasswd = r.file(data, "htpasswd", "auth.htpasswd", "users.htpasswd")
-    assert htpasswd is not None
+    if htpasswd is None:
+        raise r.fail("auth.htpasswd", "a file path", None)
     return AuthConfig(
         realm=realm,
         htpasswd=htpasswd,

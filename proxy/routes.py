@@ -60,11 +60,15 @@ def _method_error(method: str) -> RouteError:
 
 
 def _split_name(rest: str) -> tuple[str, str, re.Match[str]] | None:
-    """Find the route suffix; the name is everything before it (names contain '/')."""
+    """Find the route suffix; the name is everything before it (names contain '/').
+
+    The name is matched greedily, as distribution's router does, so a repository
+    called ``manifests`` still routes like any other.
+    """
     for kind, regex, _ in _SUFFIXES:
-        for match in regex.finditer(rest):
-            if match.end() == len(rest) and match.start() > 0:
-                return kind, rest[: match.start()], match
+        match = re.fullmatch(r"/(?P<name>.+)" + regex.pattern, rest)
+        if match is not None:
+            return kind, "/" + match["name"], match
     return None
 
 
@@ -100,7 +104,10 @@ def parse_route(method: str, raw_path: str) -> Route:
         methods = frozenset({"POST"}) if not groups["uuid"] else methods - {"POST"}
     route = _checked(Route(kind, name, action), method, methods)
     if kind == "upload" and method == "POST":
-        source = dict(parse_qsl(query)).get("from")
+        sources = [v for k, v in parse_qsl(query, keep_blank_values=True) if k == "from"]
+        if len(sources) > 1:
+            raise RouteError(400, "NAME_INVALID", "more than one mount source")
+        source = sources[0] if sources else None
         if source is not None:
             if not valid_name(source):
                 raise RouteError(400, "NAME_INVALID", f"invalid mount source {source!r}")
