@@ -17,7 +17,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from auth.policy import Access, Rule
+from auth.policy import Access
+from proxy.config_access import parse_access
 
 
 class ConfigError(Exception):
@@ -60,6 +61,34 @@ class Timeouts:
 @dataclass(frozen=True)
 class LogConfig:
     access: bool = True
+    format: str = "combined"  # combined (Apache's) | json
+    file: Path | None = None  # None: stdout; a file is reopened on SIGHUP
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds that keep slow or abusive clients from exhausting the proxy."""
+
+    max_connections: int = 1024  # concurrent client connections; more are refused at accept
+    header_timeout: float = 30.0  # seconds to send a complete request head
+    body_timeout: float = 60.0  # seconds a request body may stall between reads
+    keepalive_timeout: float = 75.0  # idle keep-alive connections are closed after this
+
+
+@dataclass(frozen=True)
+class Throttle:
+    """Failed-login throttling, per client IP and per user name (per replica)."""
+
+    enabled: bool = True
+    failures: int = 10  # failed logins allowed per window ...
+    window: float = 300.0  # ... of this many seconds, then 429 until the window passes
+
+
+@dataclass(frozen=True)
+class AdminConfig:
+    """The admin listener (metrics, health): never the public port."""
+
+    listen: str | None = "127.0.0.1:9102"  # None: off
 
 
 @dataclass(frozen=True)
@@ -73,6 +102,10 @@ class Config:
     access: Access = field(default_factory=Access)
     timeouts: Timeouts = field(default_factory=Timeouts)
     log: LogConfig = field(default_factory=LogConfig)
+    limits: Limits = field(default_factory=Limits)
+    throttle: Throttle = field(default_factory=Throttle)
+    admin: AdminConfig = field(default_factory=AdminConfig)
+    maintenance_file: Path = Path("maintenance")
 
     @property
     def listen(self) -> str:
@@ -128,13 +161,13 @@ class _Reader:
         return (self.base / value).resolve()
 
 
-def _listen(r: _Reader, value: object) -> tuple[str, int]:
+def _listen(r: _Reader, value: object, key: str = "listen") -> tuple[str, int]:
     if not isinstance(value, str) or ":" not in value:
-        raise r.fail("listen", "host:port such as 0.0.0.0:5043", value)
+        raise r.fail(key, "host:port such as 0.0.0.0:5043", value)
     host, _, port = value.rpartition(":")
     host = host.strip("[]")
     if not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
-        raise r.fail("listen", "host:port such as 0.0.0.0:5043", value)
+        raise r.fail(key, "host:port such as 0.0.0.0:5043", value)
     return host, int(port)
 
 
@@ -167,26 +200,6 @@ def _tls(r: _Reader, value: object) -> TLSConfig | None:
         if not p.is_file():
             raise r.fail(name, "an existing file", str(p))
     return TLSConfig(cert, key)
-
-
-def _rule(r: _Reader, dotted: str, value: object) -> Rule:
-    if value == "anyone":
-        return Rule(anyone=True)
-    if value == "users":
-        return Rule(users=True)
-    if isinstance(value, list) and all(isinstance(g, str) and g and ":" not in g for g in value):
-        return Rule.of_groups(value)
-    raise r.fail(dotted, "anyone, users, or a list of group names", value)
-
-
-def _access(r: _Reader, value: object) -> Access:
-    data = r.section(value, "access", {"pull", "push", "delete", "catalog"})
-    return Access(
-        pull=_rule(r, "access.pull", data.get("pull", "anyone")),
-        push=_rule(r, "access.push", data.get("push", ["pusher"])),
-        delete=_rule(r, "access.delete", data.get("delete", ["pusher"])),
-        catalog=_rule(r, "access.catalog", data.get("catalog", "anyone")),
-    )
 
 
 def _token(r: _Reader, value: object) -> TokenConfig:
@@ -239,14 +252,53 @@ def _timeouts(r: _Reader, value: object) -> Timeouts:
 
 
 def _log(r: _Reader, value: object) -> LogConfig:
-    data = r.section(value, "log", {"access"})
+    data = r.section(value, "log", {"access", "format", "file"})
     access = data.get("access", True)
     if not isinstance(access, bool):
         raise r.fail("log.access", "true or false", access)
-    return LogConfig(access=access)
+    fmt = data.get("format", "combined")
+    if fmt not in ("combined", "json"):
+        raise r.fail("log.format", "combined or json", fmt)
+    return LogConfig(access=access, format=fmt, file=r.file(data, "file", "log.file", None))
 
 
-TOP_KEYS = {"listen", "tls", "backend", "auth", "access", "timeouts", "log"}
+def _limits(r: _Reader, value: object) -> Limits:
+    data = r.section(value, "limits", {"max_connections", "header_timeout", "body_timeout", "keepalive_timeout"})
+    return Limits(
+        max_connections=int(r.number(data, "max_connections", "limits.max_connections", 1024, 1)),
+        header_timeout=r.number(data, "header_timeout", "limits.header_timeout", 30.0, 0.1),
+        body_timeout=r.number(data, "body_timeout", "limits.body_timeout", 60.0, 0.1),
+        keepalive_timeout=r.number(data, "keepalive_timeout", "limits.keepalive_timeout", 75.0, 0),
+    )
+
+
+def _throttle(r: _Reader, value: object) -> Throttle:
+    data = r.section(value, "throttle", {"enabled", "failures", "window"})
+    enabled = data.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise r.fail("throttle.enabled", "true or false", enabled)
+    return Throttle(
+        enabled=enabled,
+        failures=int(r.number(data, "failures", "throttle.failures", 10, 1)),
+        window=r.number(data, "window", "throttle.window", 300.0, 1),
+    )
+
+
+def _admin(r: _Reader, value: object) -> AdminConfig:
+    if value is False or value == "off":
+        return AdminConfig(listen=None)
+    data = r.section(value, "admin", {"listen"})
+    listen = data.get("listen", "127.0.0.1:9102")
+    if listen in (False, "off", None):
+        return AdminConfig(listen=None)
+    _listen(r, listen, "admin.listen")
+    return AdminConfig(listen=listen)
+
+
+TOP_KEYS = {
+    "listen", "tls", "backend", "auth", "access", "timeouts", "log", "limits", "throttle", "admin",
+    "maintenance_file",
+}
 
 
 def parse_config(data: object, path: Path) -> Config:
@@ -260,9 +312,13 @@ def parse_config(data: object, path: Path) -> Config:
         tls=_tls(r, top.get("tls")),
         backend=_backend(r, top.get("backend", "http://127.0.0.1:5000")),
         auth=_auth(r, top.get("auth")),
-        access=_access(r, top.get("access")),
+        access=parse_access(r, top.get("access")),
         timeouts=_timeouts(r, top.get("timeouts")),
         log=_log(r, top.get("log")),
+        limits=_limits(r, top.get("limits")),
+        throttle=_throttle(r, top.get("throttle")),
+        admin=_admin(r, top.get("admin")),
+        maintenance_file=r.file(top, "maintenance_file", "maintenance_file", "maintenance") or Path("maintenance"),
     )
 
 
