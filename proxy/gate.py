@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from auth.credentials import Basic, Bearer, Credentials, Invalid, is_empty_basic, parse_authorization
 from auth.policy import Access, Action, Identity, Rule, Verdict, decide
+from auth.throttle import LoginThrottle
 from auth.tokens import Claims, TokenAuthority, TokenError
 from auth.users import UserStore
 from proxy.routes import Route
@@ -26,6 +27,7 @@ class Refusal(Exception):
     code: str
     message: str
     challenge: str | None = None
+    retry_after: int | None = None  # seconds, sent as Retry-After (429)
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ class Origin:
 
     scheme: str
     host: str
+    client_ip: str = ""  # the TCP peer: the throttle's key (X-Forwarded-For is never trusted)
 
 
 def _who(rule: Rule) -> str:
@@ -61,6 +64,7 @@ class Gate:
         basic_realm: str,
         token_path: str,
         token_realm: str | None,
+        throttle: LoginThrottle | None = None,
     ) -> None:
         self.access = access
         self.store = store
@@ -71,6 +75,8 @@ class Gate:
         self.basic_realm = basic_realm
         self.token_path = token_path
         self.token_realm = token_realm
+        self.throttle = throttle
+        self.throttled = 0  # refusals by the throttle, for metrics
 
     # -- challenges ------------------------------------------------------------
     def challenge(self, origin: Origin, route: Route | None = None, insufficient: bool = False) -> str:
@@ -90,14 +96,24 @@ class Gate:
         return Refusal(
             401,
             "UNAUTHORIZED",
-            f"invalid username or password for {origin.host}: run `docker login {origin.host}` again, "
-            f"or `docker logout {origin.host}` to pull anonymously",
+            f"invalid username or password for {origin.host} (stored credentials are wrong or outdated): "
+            f"run `docker login {origin.host}` again, or `docker logout {origin.host}` to pull anonymously",
             self.challenge(origin, route),
         )
 
     # -- identity --------------------------------------------------------------
-    async def basic_identity(self, creds: Basic) -> Identity | None:
-        return await self.verifier.verify(creds.user, creds.password)
+    async def basic_identity(self, creds: Basic, origin: Origin) -> Identity | None:
+        """Check a password; throttled per client IP and user name before any bcrypt runs."""
+        if self.throttle is not None:
+            blocked = self.throttle.blocked(origin.client_ip, creds.user)
+            if blocked is not None:
+                self.throttled += 1
+                raise Refusal(429, "TOO_MANY_REQUESTS", f"too many failed logins for this {blocked.key_text}; "
+                              f"try again in {blocked.retry_after} s", retry_after=blocked.retry_after)
+        identity = await self.verifier.verify(creds.user, creds.password)
+        if identity is None and self.throttle is not None:
+            self.throttle.failure(origin.client_ip, creds.user)
+        return identity
 
     def bearer_claims(self, creds: Bearer) -> Claims | None:
         """Valid, unexpired, and still matching the user's current password and groups."""
@@ -127,7 +143,7 @@ class Gate:
                           self.challenge(origin, route))
         if isinstance(creds, Bearer):
             return self._check_bearer(route, creds, origin)
-        identity = await self.basic_identity(creds)
+        identity = await self.basic_identity(creds, origin)
         if identity is None:
             raise self.invalid_credentials(origin, route)
         if route.is_ping:
