@@ -189,3 +189,69 @@ def test_docker(proxy_factory, registry, docker_daemon, docker_client, oci_image
     must(docker.logout(host))
     m.flush()
     assert pulled == pushed.group(1)
+
+
+def _ctr(daemon, *args: str, timeout: float = 120):
+    import subprocess
+
+    return subprocess.run(["ctr", "--address", str(daemon.containerd_sock), "-n", "rap-test", *args],
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def _backend_digest(registry, repo: str, tag: str) -> str | None:
+    accept = ", ".join(["application/vnd.oci.image.manifest.v1+json",
+                        "application/vnd.docker.distribution.manifest.v2+json"])
+    req = urllib.request.Request(f"{registry.url}/v2/{repo}/manifests/{tag}", method="HEAD",
+                                 headers={"Accept": accept})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.headers["Docker-Content-Digest"]
+    except urllib.error.HTTPError:
+        return None
+
+
+def test_ctr(proxy_factory, registry, docker_daemon, oci_image, seeded, tls_files, tmp_path):
+    """containerd's resolver never pings; it answers each 401 challenge as it comes."""
+    proxy = proxy_factory()
+    host = proxy.host_port
+    hosts = tmp_path / "certs.d" / host
+    hosts.mkdir(parents=True)
+    (hosts / "hosts.toml").write_text(
+        f'server = "https://{host}"\n[host."https://{host}"]\n  capabilities = ["pull", "resolve", "push"]\n'
+        f'  ca = "{tls_files.ca_cert}"\n')
+    hd = ["--hosts-dir", str(tmp_path / "certs.d")]
+    m = Matrix("ctr", "bearer")
+    repo = "cli/ctr"
+    image = oci_image(tag="v1", layers=2)
+    must(_ctr(docker_daemon, "images", "import", "--no-unpack",
+              str(to_docker_archive(image, tmp_path / "img.tar", "example.test/img"))))
+    for suffix in ("anon", "reader", ""):
+        must(_ctr(docker_daemon, "images", "tag", "--force", "example.test/img:v1",
+                  f"{host}/{repo}{'-' + suffix if suffix else ''}:v1"))
+
+    r, t = timed(_ctr, docker_daemon, "content", "fetch", *hd, f"{host}/seed/public:v1")
+    m.record("a anonymous pull (fetch)", r.returncode == 0, r, t)
+    assert r.returncode == 0, r.stderr
+    r, t = timed(_ctr, docker_daemon, "images", "push", *hd, f"{host}/{repo}-anon:v1")
+    m.record("b anonymous push", r.returncode != 0, r, t)
+    assert r.returncode != 0 and backend_tags(registry, f"{repo}-anon") == []
+    # ctr has no login; public reads ignore credentials, so a wrong --user cannot break a pull
+    r, t = timed(_ctr, docker_daemon, "content", "fetch", *hd, "-u", "mark:wrong", f"{host}/seed/public:v1")
+    m.record("c pull with a wrong --user still works", r.returncode == 0, r, t)
+    assert r.returncode == 0, r.stderr
+    r, t = timed(_ctr, docker_daemon, "images", "push", *hd, "-u", "reader:readerpwd", f"{host}/{repo}-reader:v1")
+    m.record("d push outside group", r.returncode != 0, r, t)
+    assert r.returncode != 0 and backend_tags(registry, f"{repo}-reader") == []
+    r, t = timed(_ctr, docker_daemon, "images", "push", *hd, "-u", "mark:pusherpwd", f"{host}/{repo}:v1")
+    m.record("e push as pusher", r.returncode == 0, r, t)
+    assert r.returncode == 0, r.stderr
+    assert backend_tags(registry, repo) == ["v1"]
+    r, t = timed(_ctr, docker_daemon, "content", "fetch", *hd, "-u", "mark:pusherpwd", f"{host}/{repo}:v1")
+    m.record("f pull with --user mark", r.returncode == 0, r, t)
+    assert r.returncode == 0, r.stderr
+    listed = must(_ctr(docker_daemon, "images", "ls", f"name=={host}/{repo}:v1")).stdout.split()
+    local = next(w for w in listed if w.startswith("sha256:"))
+    remote = _backend_digest(registry, repo, "v1")
+    m.record("g digests match", local == remote, r, 0)
+    m.flush()
+    assert local == remote, (local, remote)
