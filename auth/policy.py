@@ -7,8 +7,11 @@ nobody granted is refused, and an unknown action does not exist here at all.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+
+from auth.globs import compile_globs, first_match
 
 
 class Action(enum.StrEnum):
@@ -58,19 +61,59 @@ NOBODY = Rule()
 
 
 @dataclass(frozen=True)
+class RepositoryRule:
+    """One ``access.repositories`` entry: a glob and the actions it overrides (None: use the default)."""
+
+    match: str
+    pull: Rule | None = None
+    push: Rule | None = None
+    delete: Rule | None = None
+
+    def for_action(self, action: Action) -> Rule | None:
+        return {Action.PULL: self.pull, Action.PUSH: self.push, Action.DELETE: self.delete}[action]
+
+
+@dataclass(frozen=True)
 class Access:
-    """The ``access:`` table of the config: one rule per action."""
+    """The ``access:`` table of the config: default rules, then per-repository overrides.
+
+    ``rule()`` is the single lookup used by the gate (Basic) and by token
+    grants alike, so a repository rule can never apply to one and not the other.
+    """
 
     pull: Rule = field(default_factory=lambda: Rule(anyone=True))
     push: Rule = field(default_factory=lambda: Rule.of_groups(["pusher"]))
     delete: Rule = field(default_factory=lambda: Rule.of_groups(["pusher"]))
     catalog: Rule = field(default_factory=lambda: Rule(anyone=True))
+    repositories: tuple[RepositoryRule, ...] = ()
+    _compiled: re.Pattern[str] | None = field(init=False, repr=False, compare=False, default=None)
+
+    def __post_init__(self) -> None:
+        # Compiled once here (raises GlobError for a bad pattern): a lookup is one fullmatch.
+        object.__setattr__(self, "_compiled", compile_globs([r.match for r in self.repositories]))
+
+    def default(self, action: Action) -> Rule:
+        return {Action.PULL: self.pull, Action.PUSH: self.push, Action.DELETE: self.delete}[action]
+
+    def repository_rule(self, repository: str) -> RepositoryRule | None:
+        """The first ``repositories`` entry whose glob matches, if any."""
+        index = first_match(self._compiled, repository)
+        return None if index is None else self.repositories[index]
 
     def rule(self, action: Action, repository: str | None) -> Rule:
-        """The rule for ``action``; ``repository`` is None for the catalog listing."""
+        """The rule for ``action``; ``repository`` is None for the catalog listing.
+
+        First matching entry wins; an action that entry does not set falls back
+        to the default, not to a later entry.
+        """
         if repository is None:
             return self.catalog if action is Action.PULL else NOBODY
-        return {Action.PULL: self.pull, Action.PUSH: self.push, Action.DELETE: self.delete}[action]
+        entry = self.repository_rule(repository) if self._compiled is not None else None
+        if entry is not None:
+            override = entry.for_action(action)
+            if override is not None:
+                return override
+        return self.default(action)
 
     def allowed(self, who: Identity | None, action: Action, repository: str | None) -> bool:
         return self.rule(action, repository).allows(who)

@@ -123,6 +123,8 @@ def _start_proxy_instance(
             "groups": str(ws.groups),
             "challenge": challenge,
         },
+        # its own admin port: a fixed default would collide with a demo or a second instance
+        "admin": {"listen": f"127.0.0.1:{free_port()}"},
     }
     cfg = run / "proxy.yml"
     cfg.write_text(yaml.safe_dump(config, sort_keys=False))

@@ -1,33 +1,122 @@
-"""One access-log line per request: client, user, method, path, status, bytes, ms.
+"""One access-log line per request, Apache combined format or JSON lines.
 
 The user is the name the gate established, never what the client claimed,
-and no header is logged, so passwords and tokens cannot appear here.
+and no header but Referer and User-Agent is logged, so passwords and tokens
+cannot appear here. The token endpoint is logged by path only (its query has
+no secrets today; this keeps it that way). The same hook feeds the metrics,
+because it runs once per request after the last byte, when status and byte
+counts are final.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import sys
+import time as _time
+from pathlib import Path
+from typing import TextIO
 
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web import BaseRequest, StreamResponse
 
+from proxy.metrics import Metrics
+
 USER_KEY = "registry_auth_proxy.user"
 
-
-class AccessLogger(AbstractAccessLogger):
-    def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
-        user = request.get(USER_KEY) or "-"
-        path = request.raw_path if request.path.startswith("/v2") else request.path
-        self.logger.info(
-            '%s %s "%s %s" %d %d %.1fms',
-            request.remote or "-",
-            user,
-            request.method,
-            path,
-            response.status,
-            response.body_length,
-            time * 1000,
-        )
-
-
+log = logging.getLogger("registry_auth_proxy")
 access_log = logging.getLogger("registry_auth_proxy.access")
+
+
+class AccessSink:
+    """Where lines go: stdout, or ``log.file`` (append; reopened on SIGHUP for logrotate)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._fh: TextIO = self._open()
+
+    def _open(self) -> TextIO:
+        if self.path is None:
+            return sys.stdout
+        return self.path.open("a", encoding="utf-8", buffering=1)
+
+    def write(self, line: str) -> None:
+        try:
+            self._fh.write(line + "\n")
+            self._fh.flush()
+        except (OSError, ValueError) as exc:  # disk full, closed: never fail the request for a log line
+            log.error("access log %s: %s", self.path or "stdout", exc)
+
+    def reopen(self) -> None:
+        if self.path is None:
+            return
+        old, self._fh = self._fh, self._open()
+        old.close()
+
+    def close(self) -> None:
+        if self.path is not None:
+            self._fh.close()
+
+
+def _clean(text: str) -> str:
+    """Apache-style escaping: quotes, backslashes and control characters cannot forge fields."""
+    out = text.replace("\\", "\\\\").replace('"', '\\"')
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in out)
+
+
+def logged_path(request: BaseRequest, token_path: str) -> str:
+    if request.path.startswith("/v2"):
+        return request.raw_path
+    return request.path  # the token endpoint and 404s: path only, never the query
+
+
+def _fields(request: BaseRequest, response: StreamResponse, seconds: float, token_path: str) -> dict[str, object]:
+    version = request.version
+    return {
+        "remote": request.remote or "-",
+        "user": request.get(USER_KEY) or None,
+        "method": request.method,
+        "path": logged_path(request, token_path),
+        "protocol": f"HTTP/{version.major}.{version.minor}",
+        "status": response.status,
+        "bytes_out": response.body_length,
+        "bytes_in": request.content.total_bytes,
+        "referer": request.headers.get("Referer"),
+        "user_agent": request.headers.get("User-Agent"),
+        "duration_ms": round(seconds * 1000, 1),
+    }
+
+
+def combined(f: dict[str, object], now: float) -> str:
+    """``%h - %u [%t] "%r" %>s %b "%{Referer}i" "%{User-Agent}i" %Dms`` (duration in ms last)."""
+    stamp = _time.strftime("%d/%b/%Y:%H:%M:%S %z", _time.localtime(now))
+    request_line = _clean(f"{f['method']} {f['path']} {f['protocol']}")
+    return (
+        f"{f['remote']} - {_clean(str(f['user'])) if f['user'] else '-'} [{stamp}] \"{request_line}\" "
+        f"{f['status']} {f['bytes_out'] or '-'} \"{_clean(str(f['referer'] or '-'))}\" "
+        f"\"{_clean(str(f['user_agent'] or '-'))}\" {f['duration_ms']}ms"
+    )
+
+
+def json_line(f: dict[str, object], now: float) -> str:
+    stamp = _time.strftime("%Y-%m-%dT%H:%M:%S%z", _time.localtime(now))
+    return json.dumps({"time": stamp, **f}, separators=(",", ":"))
+
+
+def make_access_logger(
+    sink: AccessSink | None, metrics: Metrics, fmt: str, token_path: str
+) -> type[AbstractAccessLogger]:
+    """An aiohttp access-logger class bound to this app's sink and metrics.
+
+    It is installed even with ``log.access: false`` (then ``sink`` is None)
+    because it is also where metrics are recorded.
+    """
+    render = json_line if fmt == "json" else combined
+
+    class _AccessLogger(AbstractAccessLogger):
+        def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
+            metrics.observe(request, response, time, bool(request.get(USER_KEY)))
+            if sink is not None:
+                sink.write(render(_fields(request, response, time, token_path), _time.time()))
+
+    return _AccessLogger

@@ -15,13 +15,17 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
+from auth.policy import Action
+from auth.throttle import LoginThrottle
 from auth.tokens import TokenAuthority, new_key
 from auth.users import UserStore
 from proxy.accesslog import USER_KEY
 from proxy.config import Config
-from proxy.errors import add_api_version, json_error
+from proxy.errors import add_api_version, json_error, json_http_errors
 from proxy.forward import ClientGone, Upstream, forward
 from proxy.gate import Gate, Origin, Refusal
+from proxy.maintenance import MaintenanceFlag, maintenance_response
+from proxy.metrics import METRICS, Metrics, inflight
 from proxy.routes import RouteError, parse_route
 from proxy.token_endpoint import json_ok, token_get, token_post
 from proxy.verify import Verifier
@@ -38,6 +42,9 @@ class Runtime:
     config: Config
     gate: Gate
     upstream: Upstream
+    metrics: Metrics  # also app[METRICS], for the admin listener and the access-log hook
+    maintenance: MaintenanceFlag
+    token_key: bytes  # kept across a reload unless auth.token.secret_file changes
 
 
 CONFIG = web.AppKey("config", Config)
@@ -69,6 +76,7 @@ def build_gate(config: Config, store: UserStore, verifier: Verifier, key: bytes)
         basic_realm=config.auth.realm,
         token_path=tok.path,
         token_realm=tok.realm,
+        throttle=LoginThrottle(config.throttle.failures, config.throttle.window) if config.throttle.enabled else None,
     )
 
 
@@ -85,19 +93,25 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         connector=connector, timeout=timeout, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(),
         read_bufsize=256 * 1024,
     )
-    app[RUNTIME] = Runtime(config, build_gate(config, store, verifier, token_key(config)),
-                           Upstream(session, config.backend))
+    key = token_key(config)
+    gate = build_gate(config, store, verifier, key)
+    gate.on_throttled = app[METRICS].throttle
+    app[RUNTIME] = Runtime(config, gate,
+                           Upstream(session, config.backend, config.limits.body_timeout),
+                           app[METRICS], MaintenanceFlag(config.maintenance_file), key)
     yield
     await session.close()
     verifier.close()
 
 
 def _origin(request: web.Request) -> Origin:
-    return Origin(request.scheme, request.host)
+    return Origin(request.scheme, request.host, request.remote or "")  # remote: the TCP peer, not a header
 
 
 def _refusal_response(refusal: Refusal) -> web.Response:
-    headers = {"WWW-Authenticate": refusal.challenge} if refusal.challenge else None
+    headers = {"WWW-Authenticate": refusal.challenge} if refusal.challenge else {}
+    if refusal.retry_after is not None:
+        headers["Retry-After"] = str(refusal.retry_after)
     return json_error(refusal.status, refusal.code, refusal.message, headers=headers)
 
 
@@ -108,6 +122,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
         return await handle_token(request, runtime)
     try:
         route = parse_route(request.method, request.raw_path)
+        if route.action is not Action.PULL and runtime.maintenance.active():
+            return maintenance_response(runtime.maintenance)  # before auth: cheaper, and says why at once
         request[USER_KEY] = await runtime.gate.check(
             route, request.headers.getall("Authorization", []), _origin(request)
         )
@@ -144,8 +160,9 @@ async def handle_token(request: web.Request, runtime: Runtime) -> web.StreamResp
 
 
 def create_app(config: Config) -> web.Application:
-    app = web.Application(client_max_size=64 * 1024)
+    app = web.Application(client_max_size=64 * 1024, middlewares=[inflight, json_http_errors])
     app[CONFIG] = config
+    app[METRICS] = Metrics(config.auth.token.path)
     app.cleanup_ctx.append(_resources)
     app.on_response_prepare.append(add_api_version)
     app.router.add_route("*", "/{tail:.*}", handle)

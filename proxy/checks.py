@@ -11,6 +11,7 @@ import urllib.request
 
 from auth.users import UserStore
 from proxy.config import Config
+from proxy.config_access import access_table
 
 
 def _backend_answers(url: str) -> str | None:
@@ -44,11 +45,13 @@ def check_config(config: Config) -> int:
     snap = store.snapshot()
     warnings.extend(snap.users.warnings + snap.groups.warnings)
     print(f"users:     {len(snap.users.hashes)} ({len(snap.users.disabled)} disabled)")
+    print(f"admin:     {'http://' + config.admin.listen if config.admin.listen else 'off'} "
+          "(/metrics /healthz /readyz /inflight)")
+    state = "ON: pushes and deletes get 503" if config.maintenance_file.exists() else "off"
+    print(f"maintenance: {state} ({config.maintenance_file})")
     print("access:")
-    acc = config.access
-    for action, rule in (("pull", acc.pull), ("push", acc.push), ("delete", acc.delete),
-                         ("catalog", acc.catalog)):
-        print(f"  {action:<8} {rule.describe()}")
+    for line in access_table(config.access):
+        print(line)
     why = _backend_answers(config.backend)
     if why is not None:
         warnings.append(f"backend {config.backend} does not answer GET /v2/ ({why}); clients will get 502")

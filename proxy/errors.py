@@ -11,6 +11,7 @@ import json
 from collections.abc import Mapping
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 API_VERSION_HEADER = "Docker-Distribution-Api-Version"
 API_VERSION = "registry/2.0"
@@ -41,3 +42,17 @@ def json_error(
 async def add_api_version(request: web.Request, response: web.StreamResponse) -> None:
     """``on_response_prepare``: exactly one version header on every response (Apache sends two)."""
     response.headers[API_VERSION_HEADER] = API_VERSION
+
+
+@web.middleware
+async def json_http_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """aiohttp's own refusals (no route for ``CONNECT host:port``, an empty path) in the JSON format."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        if exc.status == 404:
+            return json_error(404, "NOT_FOUND", "only the registry API under /v2/ is served here")
+        return json_error(exc.status, "UNSUPPORTED", f"request refused: {exc.reason}")
+

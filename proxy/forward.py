@@ -32,16 +32,29 @@ SKIP_AUTO = frozenset({"User-Agent", "Accept", "Accept-Encoding", "Content-Type"
 class Upstream:
     session: aiohttp.ClientSession
     origin: str  # e.g. http://127.0.0.1:5000
+    body_timeout: float = 60.0  # an upload that sends nothing for this long is aborted
 
 
 class ClientGone(Exception):
     """The client went away mid-transfer: not the backend's fault, not a 502."""
 
 
-async def _request_body(request: web.Request) -> AsyncIterator[bytes]:
+async def _request_body(request: web.Request, stall: float) -> AsyncIterator[bytes]:
+    """The client's body, chunk by chunk; a gap longer than ``stall`` seconds ends it.
+
+    A stalled upload would otherwise hold a client connection, a backend
+    connection and a registry upload session for as long as the client likes.
+    """
     try:
-        async for chunk in request.content.iter_chunked(CHUNK):
+        while True:
+            async with asyncio.timeout(stall):
+                chunk = await request.content.read(CHUNK)
+            if not chunk:
+                return
             yield chunk
+    except TimeoutError as exc:
+        log.warning("%s %s: upload stalled for %gs; aborted", request.method, request.path, stall)
+        raise ClientGone("client upload stalled") from exc
     except (aiohttp.ClientPayloadError, ConnectionError, asyncio.IncompleteReadError) as exc:
         raise ClientGone("client upload ended early") from exc
 
@@ -55,7 +68,7 @@ async def forward(request: web.Request, upstream: Upstream, public_origin: str) 
         client_ip=peer[0] if peer else "",
         content_length=request.content_length,
     )
-    body = _request_body(request) if request.body_exists else None
+    body = _request_body(request, upstream.body_timeout) if request.body_exists else None
     url = URL(upstream.origin + request.raw_path, encoded=True)
     try:
         backend = await upstream.session.request(
@@ -72,8 +85,8 @@ async def forward(request: web.Request, upstream: Upstream, public_origin: str) 
         log.warning("backend %s did not answer %s %s in time", upstream.origin, request.method, request.path)
         return json_error(504, "UNAVAILABLE", "the registry behind this proxy did not answer in time")
     except aiohttp.ClientError as exc:
-        if request.transport is None or request.transport.is_closing():
-            raise ClientGone("client left during the upload") from exc
+        if request.transport is None or request.transport.is_closing() or _caused_by_client(exc):
+            raise ClientGone("client left or stalled during the upload") from exc
         log.warning("backend %s unreachable: %s", upstream.origin, exc.__class__.__name__)
         return json_error(502, "UNAVAILABLE", "the registry behind this proxy is unreachable; try again later")
     async with backend:
@@ -90,10 +103,10 @@ async def _relay(
     )
     if backend.content_length is not None:
         response.content_length = backend.content_length
-    await response.prepare(request)
-    if request.method == "HEAD":
-        return response
     try:
+        await response.prepare(request)
+        if request.method == "HEAD":
+            return response
         async for chunk in backend.content.iter_chunked(CHUNK):
             await response.write(chunk)
     except (ConnectionError, aiohttp.ClientConnectionResetError):
@@ -105,6 +118,18 @@ async def _relay(
         return response
     await response.write_eof()
     return response
+
+
+def _caused_by_client(exc: BaseException) -> bool:
+    """aiohttp wraps an error raised by the body generator (a stall) in a ClientError: look inside."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return False
+        if isinstance(seen, ClientGone):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _abort(request: web.Request) -> None:

@@ -8,6 +8,7 @@ checked, so it always challenges when there are no valid credentials.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from auth.credentials import Basic, Bearer, Credentials, Invalid, is_empty_basic, parse_authorization
@@ -76,7 +77,8 @@ class Gate:
         self.token_path = token_path
         self.token_realm = token_realm
         self.throttle = throttle
-        self.throttled = 0  # refusals by the throttle, for metrics
+        self.throttled = 0  # refusals by the throttle
+        self.on_throttled: Callable[[], None] | None = None  # e.g. the metrics counter
 
     # -- challenges ------------------------------------------------------------
     def challenge(self, origin: Origin, route: Route | None = None, insufficient: bool = False) -> str:
@@ -108,6 +110,8 @@ class Gate:
             blocked = self.throttle.blocked(origin.client_ip, creds.user)
             if blocked is not None:
                 self.throttled += 1
+                if self.on_throttled is not None:
+                    self.on_throttled()
                 raise Refusal(429, "TOO_MANY_REQUESTS", f"too many failed logins for this {blocked.key_text}; "
                               f"try again in {blocked.retry_after} s", retry_after=blocked.retry_after)
         identity = await self.verifier.verify(creds.user, creds.password)

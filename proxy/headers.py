@@ -25,7 +25,9 @@ HOP_BY_HOP = frozenset(
     )
 )
 NEVER_UPSTREAM = frozenset(
-    {"authorization", "forwarded", "x-real-ip", "host", "content-length", "expect", "cookie"}
+    {"authorization", "forwarded", "x-real-ip", "host", "content-length", "expect", "cookie",
+     # method overrides: the gate judged the request line's method; no backend may act on another one
+     "x-http-method-override", "x-http-method", "x-method-override"}
 )
 
 

@@ -39,7 +39,7 @@ def _issue(gate: Gate, who: Identity | None, params: MultiDictProxy[str]) -> dic
 
 
 async def _basic_login(gate: Gate, creds: Basic, origin: Origin) -> Identity:
-    who = await gate.basic_identity(creds)
+    who = await gate.basic_identity(creds, origin)
     if who is None:
         raise gate.invalid_credentials(origin)
     return who

@@ -165,6 +165,7 @@ def proxy_factory(
             },
             "access": copy.deepcopy(access if access is not None else DEFAULT_ACCESS),
             "timeouts": {"connect": 10, "read": 300, "grace": 30},
+            "admin": {"listen": f"127.0.0.1:{free_port()}"},  # many proxies run at once: never the default 9102
         }
         if overrides:
             config = _merge(config, overrides)

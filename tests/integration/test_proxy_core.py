@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import time
 from urllib.parse import urlsplit
 
 import pytest
@@ -227,7 +229,10 @@ def test_access_log_has_user_but_no_secret(proxy_factory, tls_files):
     client = client_for(proxy, tls_files)
     client.request("GET", "/v2/", [("Authorization", MARK)])
     client.request("GET", "/v2/", [("Authorization", basic("mark", "wrongsecret"))])
+    deadline = time.monotonic() + 15  # the line is written just after the last byte is sent
+    while proxy.log_text().count('"GET /v2/ HTTP/1.1"') < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
     log = proxy.log_text()
-    assert ' mark "GET /v2/" 200 ' in log
+    assert re.search(r'^127\.0\.0\.1 - mark \[[^]]+\] "GET /v2/ HTTP/1\.1" 200 \d+ "-" "-" [\d.]+ms$', log, re.M), log
     for secret in ("pusherpwd", "wrongsecret", MARK.split()[1]):
         assert secret not in log

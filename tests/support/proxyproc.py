@@ -58,6 +58,16 @@ class ProxyProcess:
         return f"{'https' if self.tls else 'http'}://{self.host_port}"
 
     @property
+    def admin_url(self) -> str | None:
+        """``http://host:port`` of the admin listener (metrics, health), None when it is off."""
+        admin = self.config.get("admin")
+        listen = admin.get("listen") if isinstance(admin, dict) else admin
+        if listen in (None, False, "off"):
+            return None if admin is not None else "http://127.0.0.1:9102"
+        host, port = split_listen(str(listen))
+        return f"http://{host}:{port}"
+
+    @property
     def pid(self) -> int:
         if self._proc is None:
             raise RuntimeError("proxy not started")

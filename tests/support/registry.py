@@ -131,6 +131,13 @@ class Registry:
             proc.kill()
             proc.wait()
 
+    def kill(self) -> None:
+        """SIGKILL: a crash, not a drain (SIGTERM lets the registry finish transfers in flight)."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
     def _kill_quietly(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
             self._proc.kill()

@@ -1,0 +1,76 @@
+"""The admin listener: /metrics, /healthz, /readyz and /inflight, never on the public port.
+
+It is a separate aiohttp site (plain HTTP, default 127.0.0.1:9102) so that
+metrics and health are not exposed to registry clients, and so that a load
+balancer or Kubernetes probe can ask without credentials.
+"""
+
+from __future__ import annotations
+
+import aiohttp
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from proxy.app import RUNTIME
+from proxy.metrics import METRICS
+
+MAIN = web.AppKey("main", web.Application)
+READY_TIMEOUT = 3.0
+
+
+async def metrics_handler(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[MAIN][METRICS].registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "alive"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready when the backend answers ``GET /v2/`` with any HTTP status."""
+    runtime = request.app[MAIN].get(RUNTIME)
+    if runtime is None:
+        return web.json_response({"status": "starting"}, status=503)
+    try:
+        async with runtime.upstream.session.get(runtime.config.backend + "/v2/",
+                                                timeout=aiohttp.ClientTimeout(total=READY_TIMEOUT)) as resp:
+            status = resp.status
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        return web.json_response({"status": "backend unreachable", "error": exc.__class__.__name__}, status=503)
+    return web.json_response({"status": "ready", "backend_status": status})
+
+
+async def inflight(request: web.Request) -> web.Response:
+    """What ``registry-auth-proxy gc`` polls before it runs the collector."""
+    metrics = request.app[MAIN][METRICS]
+    return web.json_response({"writes": metrics.writes_in_flight, "requests": metrics.transfers_in_flight})
+
+
+def create_admin_app(main: web.Application) -> web.Application:
+    app = web.Application()
+    app[MAIN] = main
+    app.router.add_get("/metrics", metrics_handler)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/inflight", inflight)
+    return app
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+async def start_admin(listen: str, main: web.Application) -> web.AppRunner:
+    """Start the admin site; a busy address stops start-up with a message naming the key."""
+    runner = web.AppRunner(create_admin_app(main), access_log=None)
+    await runner.setup()
+    host, port = split_listen(listen)
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise OSError(exc.errno, f"admin.listen {listen}: {exc.strerror or exc}; choose a free port "
+                      "or set `admin: {listen: off}`") from None
+    return runner
