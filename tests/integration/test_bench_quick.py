@@ -1,0 +1,31 @@
+"""The benchmark must not rot: ``python -m bench --quick`` runs and prints every row.
+
+Only completion and shape are asserted here; the figures themselves live in
+bench/RESULTS.md. No timing assertion anywhere.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+SECTIONS = ["## Physical limit", "## 1. Pull", "## 2. Push", "## 3. Small reads", "## 4. Authenticated writes",
+            "## 5. The same writes with a Bearer token", "## 6. Peak RSS", "## 7. Concurrent anonymous pulls",
+            "## Targets from the issue"]
+TARGETS = ["direct", "proxy", "apache", "nginx"]
+
+
+def test_bench_quick_completes_and_prints_every_row(tmp_path):
+    out = tmp_path / "RESULTS-quick.md"
+    run = subprocess.run([sys.executable, "-m", "bench", "--quick", "--out", str(out)], cwd=REPO,
+                         capture_output=True, text=True, timeout=900, check=False)
+    assert run.returncode == 0, run.stderr[-3000:]
+    text = out.read_text()
+    for section in SECTIONS:
+        assert section in text, section
+    assert "did not start" not in text, text[:3000]
+    pull = text.split("## 1. Pull", 1)[1].split("## 2.", 1)[0]
+    for target in TARGETS:
+        assert f"| {target}" in pull, (target, pull)
