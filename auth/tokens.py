@@ -6,8 +6,10 @@ group change makes every token of that user worthless at once, not at expiry.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
@@ -15,6 +17,7 @@ import jwt
 
 ALGORITHM = "HS256"
 LEEWAY = 30  # seconds of clock skew tolerated between replicas
+VERIFIED_MAX = 4096  # tokens whose checks are remembered (each until it expires)
 
 
 class TokenError(Exception):
@@ -75,6 +78,7 @@ class TokenAuthority:
         self.issuer = issuer
         self.ttl = ttl
         self._clock = clock
+        self._verified: OrderedDict[bytes, tuple[Claims, float]] = OrderedDict()
 
     def issue(self, subject: str, grants: Iterable[Grant], fingerprint: str = "") -> Issued:
         now = int(self._clock())
@@ -94,6 +98,28 @@ class TokenAuthority:
         return Issued(token, now, self.ttl)
 
     def verify(self, token: str) -> Claims:
+        """Check a token; a token verified before is only re-checked for expiry.
+
+        Clients send the same token on every request of a push: caching the
+        result of the signature and claim checks (by a digest of the token)
+        saves the JWT decode on all but the first. Not thread-safe: call it
+        from the event loop only.
+        """
+        key = hashlib.sha256(token.encode()).digest()
+        hit = self._verified.get(key)
+        if hit is not None:
+            claims, expires = hit
+            if self._clock() <= expires + LEEWAY:
+                return claims
+            del self._verified[key]
+            raise TokenError("token expired")
+        claims, expires = self._decode(token)
+        self._verified[key] = (claims, expires)
+        if len(self._verified) > VERIFIED_MAX:
+            self._verified.popitem(last=False)
+        return claims
+
+    def _decode(self, token: str) -> tuple[Claims, float]:
         try:
             header = jwt.get_unverified_header(token)
             if header.get("alg") != ALGORITHM:
@@ -122,7 +148,8 @@ class TokenAuthority:
             raise TokenError("token expired")
         if now < not_before - LEEWAY:
             raise TokenError("token not yet valid")
-        return Claims(str(data.get("sub", "")), _grants(data.get("access")), str(data.get("fp", "")))
+        claims = Claims(str(data.get("sub", "")), _grants(data.get("access")), str(data.get("fp", "")))
+        return claims, expires
 
 
 def _grants(raw: object) -> tuple[Grant, ...]:

@@ -60,6 +60,8 @@ class AccessSink:
 
 def _clean(text: str) -> str:
     """Apache-style escaping: quotes, backslashes and control characters cannot forge fields."""
+    if text.isprintable() and '"' not in text and "\\" not in text:
+        return text  # the common case, without a per-character pass
     out = text.replace("\\", "\\\\").replace('"', '\\"')
     return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in out)
 
