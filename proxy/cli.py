@@ -11,18 +11,10 @@ from collections.abc import Callable, Sequence
 
 from proxy.cli_ops import add_ops_commands
 from proxy.cli_users import add_user_commands
-from proxy.config import Config, ConfigError, load_config
+from proxy.config import load_or_exit
 from proxy.registry_cli import add_registry_commands
 
 DEFAULT_CONFIG = "proxy.yml"
-
-
-def _load(path: str) -> Config:
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        print(f"registry-auth-proxy: config error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -43,7 +35,7 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    config = _load(args.config)
+    config = load_or_exit(args.config)
     from proxy.server import serve
 
     try:
@@ -56,7 +48,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    config = _load(args.config)
+    config = load_or_exit(args.config)
     from proxy.checks import check_config
 
     return check_config(config)

@@ -19,20 +19,12 @@ import time
 import urllib.request
 from pathlib import Path
 
-from proxy.config import Config, ConfigError, load_config
+from proxy.config import Config, load_or_exit
 from proxy.maintenance import INTERVAL
 
 DEFAULT_CONFIG = "proxy.yml"
 POLL = 0.2
 NO_ADMIN_WAIT = 2.0
-
-
-def _config(path: str) -> Config:
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        print(f"registry-auth-proxy: config error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
 
 
 def switch_on(path: Path, reason: str) -> None:
@@ -48,7 +40,7 @@ def switch_off(path: Path) -> None:
 
 
 def cmd_maintenance(args: argparse.Namespace) -> int:
-    path = _config(args.config).maintenance_file
+    path = load_or_exit(args.config).maintenance_file
     try:
         if args.state == "on":
             switch_on(path, args.reason)
@@ -112,7 +104,7 @@ def wait_for_writes(urls: list[str], timeout: float) -> bool:
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
-    config = _config(args.config)
+    config = load_or_exit(args.config)
     flag = config.maintenance_file
     was_on = flag.exists()
     if not was_on:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import socket
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -335,3 +336,12 @@ def load_config(path: str | Path) -> Config:
         where = f" line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"{path}:{where} not valid YAML: {getattr(exc, 'problem', exc)}") from exc
     return parse_config(data if data is not None else {}, path)
+
+
+def load_or_exit(path: str | Path) -> Config:
+    """For commands: the one-line error on stderr and exit status 2, never a traceback."""
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(f"registry-auth-proxy: config error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
