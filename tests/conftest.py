@@ -22,6 +22,7 @@ from tests.support.image import OciImage, write_oci_image
 from tests.support.ports import free_port
 from tests.support.proxyproc import ProxyProcess
 from tests.support.registry import Registry
+from tests.support.tap import Tap
 from tests.support.tlsfiles import TlsFiles, write_tls_files
 
 DEFAULT_ACCESS: dict[str, Any] = {"pull": "anyone", "push": ["pusher"], "delete": ["pusher"]}
@@ -177,3 +178,12 @@ def proxy_factory(
     for proc in started:
         proc.stop()
         print(f"--- proxy log {proc.log_path}\n{proc.log_tail(60)}")  # shown only if the test failed
+
+
+@pytest.fixture
+def tapped(proxy_factory: Callable[..., ProxyProcess], registry: Registry) -> Iterator[tuple[ProxyProcess, Tap]]:
+    """A proxy whose backend traffic passes through a recording TCP tap (proves what the registry saw)."""
+    tap = Tap(registry.port).start()
+    proxy = proxy_factory(backend=tap.url)
+    yield proxy, tap
+    tap.stop()

@@ -12,25 +12,12 @@ import json
 import os
 import re
 import time
-from urllib.parse import urlsplit
 
-import pytest
-
-from tests.support.httpclient import Client, basic, upload_blob
-from tests.support.tap import Tap
+from tests.support.httpclient import Client, basic, put_blob, upload_blob
 
 MARK = basic("mark", "pusherpwd")
 READER = basic("reader", "readerpwd")
 VERSION = "Docker-Distribution-Api-Version"
-
-
-@pytest.fixture
-def tapped(proxy_factory, registry):
-    """A proxy whose backend traffic passes through a recording tap."""
-    tap = Tap(registry.port).start()
-    proxy = proxy_factory(backend=tap.url)
-    yield proxy, tap
-    tap.stop()
 
 
 def client_for(proxy, tls_files) -> Client:
@@ -38,15 +25,7 @@ def client_for(proxy, tls_files) -> Client:
 
 
 def push_blob(client: Client, repo: str, data: bytes, auth: str = MARK) -> str:
-    """POST, then a monolithic PUT with the whole body (registry 2.8 has no single-POST upload)."""
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    start = client.request("POST", f"/v2/{repo}/blobs/uploads/", [("Authorization", auth)], body=b"")
-    assert start.status == 202, start.body
-    location = urlsplit(start.header("Location") or "")
-    reply = client.request("PUT", f"{location.path}?{location.query}&digest={digest.replace(':', '%3A')}",
-                           [("Authorization", auth), ("Content-Type", "application/octet-stream")], body=data)
-    assert reply.status == 201, reply.body
-    return digest
+    return put_blob(client, repo, data, auth)
 
 
 def push_manifest(client: Client, repo: str, tag: str, auth: str = MARK) -> tuple[str, bytes]:

@@ -11,18 +11,9 @@ import pytest
 
 from tests.support.httpclient import Client, basic
 from tests.support.rawhttp import assert_json_error, exchange, responses
-from tests.support.tap import Tap
 
 MARK = basic("mark", "pusherpwd")
 DIGEST = "sha256:" + "a" * 64
-
-
-@pytest.fixture
-def tapped(proxy_factory, registry):
-    tap = Tap(registry.port).start()
-    proxy = proxy_factory(backend=tap.url)
-    yield proxy, tap
-    tap.stop()
 
 
 def still_works(proxy, tls_files) -> None:

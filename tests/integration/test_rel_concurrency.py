@@ -9,9 +9,8 @@ import hashlib
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
-from urllib.parse import urlsplit
 
-from tests.support.httpclient import Client, basic
+from tests.support.httpclient import Client, basic, put_blob
 
 MARK = basic("mark", "pusherpwd")
 N = 50 if os.environ.get("RAP_SOAK") == "1" else 20
@@ -19,14 +18,7 @@ OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
 
 def _blob(client: Client, repo: str, data: bytes) -> str:
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    start = client.request("POST", f"/v2/{repo}/blobs/uploads/", [("Authorization", MARK)], body=b"")
-    assert start.status == 202, start.body
-    loc = urlsplit(start.header("Location") or "")
-    done = client.request("PUT", f"{loc.path}?{loc.query}&digest={digest.replace(':', '%3A')}",
-                          [("Authorization", MARK), ("Content-Type", "application/octet-stream")], body=data)
-    assert done.status == 201, done.body
-    return digest
+    return put_blob(client, repo, data, MARK)
 
 
 def push_image(client: Client, repo: str, tag: str, layers: int = 3) -> tuple[str, list[tuple[str, bytes]]]:

@@ -144,3 +144,15 @@ def upload_blob(client: Client, repo: str, auth: str, chunks: Iterable[bytes], d
 def _path_of(location: str) -> str:
     parts = urlsplit(location)
     return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def put_blob(client: Client, repo: str, data: bytes, auth: str) -> str:
+    """POST, then one monolithic PUT with the whole body (registry 2.8 has no single-POST upload)."""
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    start = client.request("POST", f"/v2/{repo}/blobs/uploads/", [("Authorization", auth)], body=b"")
+    assert start.status == 202, start.body
+    location = urlsplit(start.header("Location") or "")
+    reply = client.request("PUT", f"{location.path}?{location.query}&digest={digest.replace(':', '%3A')}",
+                           [("Authorization", auth), ("Content-Type", "application/octet-stream")], body=data)
+    assert reply.status == 201, reply.body
+    return digest
