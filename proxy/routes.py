@@ -26,13 +26,16 @@ METHOD_ACTIONS = {
 
 _READ = frozenset({"GET", "HEAD"})
 _BAD_PATH = re.compile(r"%|\\|\x00|//|/\.\.?(?:/|$)|[^\x21-\x7e]")
-_SUFFIXES = [  # (kind, regex for what follows the name, methods)
-    ("tags", re.compile(r"/tags/list"), _READ),
-    ("manifest", re.compile(r"/manifests/(?P<ref>[^/]+)"), _READ | {"PUT", "DELETE"}),
-    ("upload", re.compile(r"/blobs/uploads/(?P<uuid>[A-Za-z0-9_=-]*)"), _READ | {"POST", "PATCH", "PUT", "DELETE"}),
-    ("blob", re.compile(r"/blobs/(?P<digest>[^/]+)"), _READ | {"DELETE"}),
-    ("referrers", re.compile(r"/referrers/(?P<digest>[^/]+)"), _READ),
+# (kind, what follows the name, methods); the name before the suffix is matched greedily,
+# as distribution's router does, so a repository called ``manifests`` still routes like any other.
+_SUFFIXES = [
+    ("tags", r"/tags/list", _READ),
+    ("manifest", r"/manifests/(?P<ref>[^/]+)", _READ | {"PUT", "DELETE"}),
+    ("upload", r"/blobs/uploads/(?P<uuid>[A-Za-z0-9_=-]*)", _READ | {"POST", "PATCH", "PUT", "DELETE"}),
+    ("blob", r"/blobs/(?P<digest>[^/]+)", _READ | {"DELETE"}),
+    ("referrers", r"/referrers/(?P<digest>[^/]+)", _READ),
 ]
+_ROUTES = [(kind, re.compile(r"/(?P<name>.+)" + suffix), methods) for kind, suffix, methods in _SUFFIXES]
 
 
 class RouteError(Exception):
@@ -59,16 +62,12 @@ def _method_error(method: str) -> RouteError:
     return RouteError(405, "UNSUPPORTED", f"method {method} is not allowed here")
 
 
-def _split_name(rest: str) -> tuple[str, str, re.Match[str]] | None:
-    """Find the route suffix; the name is everything before it (names contain '/').
-
-    The name is matched greedily, as distribution's router does, so a repository
-    called ``manifests`` still routes like any other.
-    """
-    for kind, regex, _ in _SUFFIXES:
-        match = re.fullmatch(r"/(?P<name>.+)" + regex.pattern, rest)
+def _split_name(rest: str) -> tuple[str, str, re.Match[str], frozenset[str]] | None:
+    """Find the route suffix; the name is everything before it (names contain '/')."""
+    for kind, regex, methods in _ROUTES:
+        match = regex.fullmatch(rest)
         if match is not None:
-            return kind, "/" + match["name"], match
+            return kind, "/" + match["name"], match, methods
     return None
 
 
@@ -90,7 +89,7 @@ def parse_route(method: str, raw_path: str) -> Route:
     found = _split_name("/" + rest)
     if found is None:
         raise RouteError(404, "NOT_FOUND", "unknown registry API route")
-    kind, name, match = found
+    kind, name, match, methods = found
     name = name[1:]
     if not valid_name(name):
         raise RouteError(400, "NAME_INVALID", f"invalid repository name {name!r}")
@@ -99,7 +98,6 @@ def parse_route(method: str, raw_path: str) -> Route:
         raise RouteError(400, "TAG_INVALID", "invalid tag or digest")
     if "digest" in groups and not valid_digest(groups["digest"]):
         raise RouteError(400, "DIGEST_INVALID", "invalid digest")
-    methods = next(m for k, _, m in _SUFFIXES if k == kind)
     if kind == "upload":
         methods = frozenset({"POST"}) if not groups["uuid"] else methods - {"POST"}
     route = _checked(Route(kind, name, action), method, methods)
