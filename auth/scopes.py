@@ -1,12 +1,20 @@
-"""Token scopes (``repository:NAME:pull,push``) as the distribution token spec defines them."""
+"""Token scopes (``repository:NAME:pull,push``) and what a token grants for them.
+
+Parsing follows the distribution token spec; granting narrows the requested
+actions to what ``access`` allows the identity, silently, as the spec says:
+the registry (here, the gate) then refuses what was not granted.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from auth.access import Access, Action, Identity
 from auth.names import valid_name
-from auth.policy import Action
+from auth.tokens import Grant
+
+__all__ = ["CATALOG", "Scope", "ScopeError", "grant_scopes", "parse_scope", "parse_scopes", "repository_actions"]
 
 CATALOG = "catalog"
 
@@ -55,3 +63,16 @@ def repository_actions(actions: frozenset[str]) -> list[Action]:
     if "*" in actions:
         return list(Action)
     return [known[a] for a in sorted(actions) if a in known]
+
+
+def grant_scopes(access: Access, who: Identity | None, scopes: Iterable[Scope]) -> list[Grant]:
+    """The grants of a token: each requested scope narrowed to what ``who`` may do, merged per resource."""
+    merged: dict[tuple[str, str], set[str]] = {}
+    for scope in scopes:
+        if scope.type == "registry":
+            allowed = {"*"} if access.allowed(who, Action.PULL, None) else set()
+        else:
+            wanted = repository_actions(scope.actions)
+            allowed = {a.value for a in access.grant(who, scope.name, wanted)}
+        merged.setdefault((scope.type, scope.name), set()).update(allowed)
+    return [Grant(t, n, tuple(sorted(a))) for (t, n), a in merged.items()]

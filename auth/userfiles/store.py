@@ -6,7 +6,10 @@ digest of user + password + stored hash, so a password change or a file edit
 invalidates the entry by construction, and the cache is dropped on reload too.
 
 Why a dummy hash: an unknown user must cost the same as a wrong password, or
-response times reveal which user names exist.
+response times reveal which user names exist. It is a constant picked from
+``hashing.DUMMY_HASHES`` (never computed here): ``reload`` runs under the lock
+and is reached from the event loop, so hashing there would stall every request
+for one bcrypt each time the file changes.
 """
 
 from __future__ import annotations
@@ -21,13 +24,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import bcrypt
+from auth.access import Identity
+from auth.userfiles.groups import GroupData, parse_groups
+from auth.userfiles.hashing import bcrypt_cost, check_password, dummy_hash
+from auth.userfiles.htpasswd import HtpasswdData, parse_htpasswd
 
-from auth.groups import GroupData, parse_groups
-from auth.htpasswd import HtpasswdData, bcrypt_cost, check_password, parse_htpasswd
-from auth.policy import Identity
-
-log = logging.getLogger("registry_auth_proxy.auth")
+log = logging.getLogger(__name__)
 
 RELOAD_INTERVAL = 1.0
 CACHE_MAX = 4096
@@ -76,11 +78,10 @@ def _read(path: Path | None) -> str:
 
 
 def _dummy_hash(data: HtpasswdData) -> str:
+    """A constant hash at the bcrypt cost most users have, so a miss costs what a hit does."""
     costs = Counter(c for h in data.hashes.values() if (c := bcrypt_cost(h)) is not None)
     cost = costs.most_common(1)[0][0] if costs else DEFAULT_DUMMY_COST
-    return bcrypt.hashpw(b"dummy password", bcrypt.gensalt(cost, prefix=b"2b")).decode().replace(
-        "$2b$", "$2y$", 1
-    )
+    return dummy_hash(cost)
 
 
 class UserStore:
@@ -118,9 +119,8 @@ class UserStore:
             for warning in users.warnings + groups.warnings:
                 log.warning("%s", warning)
             old = self._snapshot
-            dummy = old.dummy_hash if old and old.users.hashes == users.hashes else _dummy_hash(users)
             generation = old.generation + 1 if old else 1
-            self._snapshot = Snapshot(users, groups, dummy, generation)
+            self._snapshot = Snapshot(users, groups, _dummy_hash(users), generation)
             self._keys = keys
             self._cache.clear()
             if old is not None:
