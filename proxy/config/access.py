@@ -8,16 +8,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from auth.access import Access, Action, RepositoryRule, Rule
 from auth.globs import GlobError, glob_to_regex
-from auth.policy import Access, Action, RepositoryRule, Rule
 
 if TYPE_CHECKING:
-    from proxy.config import _Reader
+    from proxy.config.reader import Reader
 
 ACTIONS = ("pull", "push", "delete")
 
 
-def parse_rule(r: _Reader, dotted: str, value: object) -> Rule:
+def parse_rule(r: Reader, dotted: str, value: object) -> Rule:
     if value == "anyone":
         return Rule(anyone=True)
     if value == "users":
@@ -27,7 +27,7 @@ def parse_rule(r: _Reader, dotted: str, value: object) -> Rule:
     raise r.fail(dotted, "anyone, users, or a list of group names", value)
 
 
-def _repository(r: _Reader, index: int, value: object) -> RepositoryRule:
+def _repository(r: Reader, index: int, value: object) -> RepositoryRule:
     where = f"access.repositories[{index}]"
     data = r.section(value, where, {"match", *ACTIONS})
     match = data.get("match")
@@ -43,7 +43,7 @@ def _repository(r: _Reader, index: int, value: object) -> RepositoryRule:
     return RepositoryRule(match=match, **overrides)
 
 
-def parse_access(r: _Reader, value: object) -> Access:
+def parse_access(r: Reader, value: object) -> Access:
     data = r.section(value, "access", {"pull", "push", "delete", "catalog", "repositories"})
     repos = data.get("repositories", [])
     if not isinstance(repos, list):

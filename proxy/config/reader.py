@@ -1,0 +1,82 @@
+"""Walking the YAML tree of ``proxy.yml`` with one clear line per mistake.
+
+Every wrong value stops start-up naming the file, the key, what was expected
+and what was found. Unknown keys are errors too: a typo such as ``acess:``
+must not silently fall back to the defaults.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from proxy.config.hostport import parse_host_port
+
+__all__ = ["ConfigError", "Reader"]
+
+
+class ConfigError(Exception):
+    """A config mistake; ``str()`` is the single line shown to the operator."""
+
+
+class Reader:
+    """Walks the YAML tree, remembering the dotted key for error messages."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.base = path.parent
+
+    def fail(self, key: str, expected: str, found: object) -> ConfigError:
+        return ConfigError(f"{self.path}: {key}: expected {expected}, found {found!r}")
+
+    def section(self, data: object, key: str, allowed: set[str]) -> Mapping[str, Any]:
+        if data is None:
+            return {}
+        if not isinstance(data, Mapping):
+            raise self.fail(key, "a mapping", data)
+        for name in data:
+            if name not in allowed:
+                where = f"{key}.{name}" if key else str(name)
+                raise self.fail(where, "one of " + ", ".join(sorted(allowed)), "an unknown key")
+        return data
+
+    def string(self, data: Mapping[str, Any], key: str, dotted: str, default: str) -> str:
+        value = data.get(key, default)
+        if not isinstance(value, str) or not value:
+            raise self.fail(dotted, "a non-empty string", value)
+        return value
+
+    def boolean(self, data: Mapping[str, Any], key: str, dotted: str, default: bool) -> bool:
+        value = data.get(key, default)
+        if not isinstance(value, bool):
+            raise self.fail(dotted, "true or false", value)
+        return value
+
+    def number(self, data: Mapping[str, Any], key: str, dotted: str, default: float, minimum: float) -> float:
+        value = data.get(key, default)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or value < minimum
+            or value > 10**9
+        ):
+            raise self.fail(dotted, f"a number >= {minimum:g}", value)
+        return float(value)
+
+    def file(self, data: Mapping[str, Any], key: str, dotted: str, default: str | None) -> Path | None:
+        """A path relative to the config's folder, never the cwd; an explicit ``null`` is None."""
+        value = data.get(key, default)
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value or "\0" in value:
+            raise self.fail(dotted, "a file path", value)
+        return (self.base / value).resolve()
+
+    def host_port(self, value: object, key: str, example: str) -> tuple[str, int]:
+        try:
+            return parse_host_port(value)
+        except ValueError:
+            raise self.fail(key, f"host:port such as {example}", value) from None

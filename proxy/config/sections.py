@@ -1,0 +1,189 @@
+"""One parser per top-level section of ``proxy.yml``; defaults come from ``model``.
+
+Each function takes the raw YAML value of its section and returns the frozen
+dataclass, or raises :class:`~proxy.config.reader.ConfigError` naming the key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from proxy.config.access import parse_access
+from proxy.config.model import (
+    DEFAULT_ADMIN_LISTEN,
+    DEFAULT_BACKEND,
+    DEFAULT_LISTEN,
+    DEFAULT_MAINTENANCE_FILE,
+    AdminConfig,
+    AuthConfig,
+    Config,
+    Limits,
+    LogConfig,
+    Throttle,
+    Timeouts,
+    TLSConfig,
+    TokenConfig,
+)
+from proxy.config.reader import Reader
+
+__all__ = ["TOP_KEYS", "parse_config"]
+
+OFF = (None, False, "off")
+
+
+def _backend(r: Reader, value: object) -> str:
+    if not isinstance(value, str):
+        raise r.fail("backend", "a URL such as http://127.0.0.1:5000", value)
+    parts = urlsplit(value)
+    if parts.username or parts.password:
+        raise r.fail("backend", "http(s)://host:port with no credentials", "a URL with credentials (hidden)")
+    try:
+        port_ok = parts.port is None or 0 < parts.port < 65536
+    except ValueError:
+        port_ok = False
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok or parts.path not in ("", "/"):
+        raise r.fail("backend", "http(s)://host:port with no path", value)
+    if parts.query or parts.fragment:
+        raise r.fail("backend", "http(s)://host:port with no query", value)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _tls(r: Reader, value: object) -> TLSConfig | None:
+    if value in OFF:
+        return None
+    data = r.section(value, "tls", {"cert", "key"})
+    cert = r.file(data, "cert", "tls.cert", None)
+    key = r.file(data, "key", "tls.key", None)
+    if cert is None or key is None:
+        raise r.fail("tls", "both cert and key (or `tls: off`)", value)
+    for name, p in (("tls.cert", cert), ("tls.key", key)):
+        if not p.is_file():
+            raise r.fail(name, "an existing file", str(p))
+    return TLSConfig(cert, key)
+
+
+def _token(r: Reader, value: object) -> TokenConfig:
+    data = r.section(value, "auth.token", {"secret_file", "ttl", "service", "path", "realm", "issuer"})
+    default = TokenConfig()
+    path = r.string(data, "path", "auth.token.path", default.path)
+    if not path.startswith("/") or path.startswith("/v2"):
+        raise r.fail("auth.token.path", "an absolute path outside /v2, such as /token", path)
+    realm = data.get("realm")
+    if realm is not None and (not isinstance(realm, str) or not realm.startswith(("https://", "http://"))):
+        raise r.fail("auth.token.realm", "an absolute http(s) URL", realm)
+    return TokenConfig(
+        secret_file=r.file(data, "secret_file", "auth.token.secret_file", None),
+        ttl=int(r.number(data, "ttl", "auth.token.ttl", default.ttl, 10)),
+        service=r.string(data, "service", "auth.token.service", default.service),
+        path=path,
+        realm=realm,
+        issuer=r.string(data, "issuer", "auth.token.issuer", default.issuer),
+    )
+
+
+def _auth(r: Reader, value: object) -> AuthConfig:
+    data = r.section(value, "auth", {"realm", "htpasswd", "groups", "challenge", "cache_ttl", "token"})
+    default = AuthConfig()
+    challenge = data.get("challenge", default.challenge)
+    if challenge not in ("bearer", "basic"):
+        raise r.fail("auth.challenge", "bearer or basic", challenge)
+    realm = r.string(data, "realm", "auth.realm", default.realm)
+    if '"' in realm or "\\" in realm:
+        raise r.fail("auth.realm", "a realm without quotes or backslashes", realm)
+    htpasswd = r.file(data, "htpasswd", "auth.htpasswd", str(default.htpasswd))
+    if htpasswd is None:
+        raise r.fail("auth.htpasswd", "a file path", None)
+    groups = r.file(data, "groups", "auth.groups", str(default.groups))  # null: no group file
+    return AuthConfig(
+        realm=realm,
+        htpasswd=htpasswd,
+        groups=groups,
+        challenge=challenge,
+        cache_ttl=r.number(data, "cache_ttl", "auth.cache_ttl", default.cache_ttl, 0),
+        token=_token(r, data.get("token")),
+    )
+
+
+def _timeouts(r: Reader, value: object) -> Timeouts:
+    data = r.section(value, "timeouts", {"connect", "read", "grace"})
+    d = Timeouts()
+    return Timeouts(
+        connect=r.number(data, "connect", "timeouts.connect", d.connect, 0.1),
+        read=r.number(data, "read", "timeouts.read", d.read, 0.1),
+        grace=r.number(data, "grace", "timeouts.grace", d.grace, 0),
+    )
+
+
+def _log(r: Reader, value: object) -> LogConfig:
+    data = r.section(value, "log", {"access", "format", "file"})
+    d = LogConfig()
+    fmt = data.get("format", d.format)
+    if fmt not in ("combined", "json"):
+        raise r.fail("log.format", "combined or json", fmt)
+    return LogConfig(access=r.boolean(data, "access", "log.access", d.access), format=fmt,
+                     file=r.file(data, "file", "log.file", None))
+
+
+def _limits(r: Reader, value: object) -> Limits:
+    data = r.section(value, "limits", {"max_connections", "header_timeout", "body_timeout", "keepalive_timeout"})
+    d = Limits()
+    return Limits(
+        max_connections=int(r.number(data, "max_connections", "limits.max_connections", d.max_connections, 1)),
+        header_timeout=r.number(data, "header_timeout", "limits.header_timeout", d.header_timeout, 0.1),
+        body_timeout=r.number(data, "body_timeout", "limits.body_timeout", d.body_timeout, 0.1),
+        keepalive_timeout=r.number(data, "keepalive_timeout", "limits.keepalive_timeout", d.keepalive_timeout, 0),
+    )
+
+
+def _throttle(r: Reader, value: object) -> Throttle:
+    data = r.section(value, "throttle", {"enabled", "failures", "window"})
+    d = Throttle()
+    return Throttle(
+        enabled=r.boolean(data, "enabled", "throttle.enabled", d.enabled),
+        failures=int(r.number(data, "failures", "throttle.failures", d.failures, 1)),
+        window=r.number(data, "window", "throttle.window", d.window, 1),
+    )
+
+
+def _admin(r: Reader, value: object) -> AdminConfig:
+    if value is False or value == "off":
+        return AdminConfig(listen=None)
+    data = r.section(value, "admin", {"listen"})
+    listen = data.get("listen", DEFAULT_ADMIN_LISTEN)
+    if listen in OFF:
+        return AdminConfig(listen=None)
+    r.host_port(listen, "admin.listen", "127.0.0.1:9102")
+    return AdminConfig(listen=listen)
+
+
+TOP_KEYS = {
+    "listen", "tls", "backend", "auth", "access", "timeouts", "log", "limits", "throttle", "admin",
+    "maintenance_file",
+}
+
+
+def parse_config(data: object, path: Path) -> Config:
+    """The whole file; relative paths resolve against the config's folder, never the cwd."""
+    r = Reader(path)
+    top = r.section(data, "", TOP_KEYS)
+    host, port = r.host_port(top.get("listen", DEFAULT_LISTEN), "listen", "0.0.0.0:5043")
+    # null means the default beside the config, as when the key is absent (never a cwd-relative path)
+    raw = top.get("maintenance_file")
+    maintenance = r.file({"m": DEFAULT_MAINTENANCE_FILE if raw is None else raw}, "m", "maintenance_file", None)
+    assert maintenance is not None
+    return Config(
+        path=path,
+        listen_host=host,
+        listen_port=port,
+        tls=_tls(r, top.get("tls")),
+        backend=_backend(r, top.get("backend", DEFAULT_BACKEND)),
+        auth=_auth(r, top.get("auth")),
+        access=parse_access(r, top.get("access")),
+        timeouts=_timeouts(r, top.get("timeouts")),
+        log=_log(r, top.get("log")),
+        limits=_limits(r, top.get("limits")),
+        throttle=_throttle(r, top.get("throttle")),
+        admin=_admin(r, top.get("admin")),
+        maintenance_file=maintenance,
+    )
