@@ -1,3 +1,13 @@
-"""registry-auth-proxy: the transport side (config, aiohttp app, forwarder, TLS, CLI)."""
+"""registry-auth-proxy: the transport. ``auth`` decides; this package carries bytes.
+
+Sub-packages by job, each depending only on those before it:
+
+* ``config``        proxy.yml: the model, its reader and section parsers (no aiohttp)
+* ``ops``           the maintenance switch and gc, shared by server and CLI (no aiohttp)
+* ``http``          the public app: route, identify, decide, forward, stream back
+* ``observability`` access log, metrics, admin listener (after the fact)
+* ``server``        listeners, TLS, signals, reload, drain; the one module with aiohttp internals
+* ``cli``           the ``registry-auth-proxy`` command (imports the server only to serve)
+"""
 
 __version__ = "0.1.0"

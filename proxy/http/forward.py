@@ -2,9 +2,11 @@
 
 Memory must not grow with blob size, so bodies are relayed chunk by chunk
 with backpressure (``await write`` waits for the socket). Errors are told
-apart: before the response starts, an unreachable backend is a 502 JSON
-error and a silent one a 504; after it starts, the client connection is
-aborted so a truncated body is never mistaken for a complete one.
+apart: before the response starts, a backend that cannot be reached
+(refused, or no connection within ``timeouts.connect``) is a 502 and one
+that does not answer within ``timeouts.read`` a 504; after it starts, the
+client connection is aborted so a truncated body is never mistaken for a
+complete one.
 """
 
 from __future__ import annotations
@@ -18,10 +20,13 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
-from proxy.errors import json_error
-from proxy.headers import downstream_headers, upstream_headers
+from auth.decision import Origin
+from auth.errors import ProxyError
+from proxy.http.headers import downstream_headers, upstream_headers
 
-log = logging.getLogger("registry_auth_proxy.forward")
+__all__ = ["CHUNK", "ClientGone", "Upstream", "forward"]
+
+log = logging.getLogger(__name__)
 
 CHUNK = 256 * 1024
 # Headers aiohttp's client would add on its own; the backend must see only the client's.
@@ -59,13 +64,13 @@ async def _request_body(request: web.Request, stall: float) -> AsyncIterator[byt
         raise ClientGone("client upload ended early") from exc
 
 
-async def forward(request: web.Request, upstream: Upstream, public_origin: str) -> web.StreamResponse:
-    peer = request.transport.get_extra_info("peername") if request.transport else None
+async def forward(request: web.Request, upstream: Upstream, origin: Origin) -> web.StreamResponse:
+    """Send the request to the backend and stream its answer back; raises ProxyError before the answer starts."""
     headers = upstream_headers(
         request.headers,
-        host=request.host,
-        proto=request.scheme,
-        client_ip=peer[0] if peer else "",
+        host=origin.host,
+        proto=origin.scheme,
+        client_ip=origin.client_ip,
         content_length=request.content_length,
     )
     body = _request_body(request, upstream.body_timeout) if request.body_exists else None
@@ -81,16 +86,22 @@ async def forward(request: web.Request, upstream: Upstream, public_origin: str) 
         )
     except ClientGone:
         raise
-    except (TimeoutError, aiohttp.ServerTimeoutError):
+    except aiohttp.ConnectionTimeoutError as exc:  # before TimeoutError: it is one, but means unreachable
+        raise _unreachable(upstream, exc) from None
+    except TimeoutError:
         log.warning("backend %s did not answer %s %s in time", upstream.origin, request.method, request.path)
-        return json_error(504, "UNAVAILABLE", "the registry behind this proxy did not answer in time")
+        raise ProxyError(504, "UNAVAILABLE", "the registry behind this proxy did not answer in time") from None
     except aiohttp.ClientError as exc:
         if request.transport is None or request.transport.is_closing() or _caused_by_client(exc):
             raise ClientGone("client left or stalled during the upload") from exc
-        log.warning("backend %s unreachable: %s", upstream.origin, exc.__class__.__name__)
-        return json_error(502, "UNAVAILABLE", "the registry behind this proxy is unreachable; try again later")
+        raise _unreachable(upstream, exc) from None
     async with backend:
-        return await _relay(request, backend, upstream.origin, public_origin)
+        return await _relay(request, backend, upstream.origin, f"{origin.scheme}://{origin.host}")
+
+
+def _unreachable(upstream: Upstream, exc: BaseException) -> ProxyError:
+    log.warning("backend %s unreachable: %s", upstream.origin, exc.__class__.__name__)
+    return ProxyError(502, "UNAVAILABLE", "the registry behind this proxy is unreachable; try again later")
 
 
 async def _relay(

@@ -12,8 +12,10 @@ import asyncio
 import hashlib
 from concurrent.futures import ThreadPoolExecutor
 
-from auth.policy import Identity
-from auth.users import UserStore
+from auth.access import Identity
+from auth.userfiles.store import UserStore
+
+__all__ = ["Verifier"]
 
 
 class Verifier:
@@ -36,4 +38,9 @@ class Verifier:
         return await asyncio.shield(pending)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Stop taking new checks; checks already queued or running still finish and answer.
+
+        A reload replaces the pool while requests wait on it: cancelling
+        their queued checks would fail logins that did nothing wrong.
+        """
+        self._pool.shutdown(wait=False, cancel_futures=False)

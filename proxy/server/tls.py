@@ -11,6 +11,8 @@ from __future__ import annotations
 import ssl
 from pathlib import Path
 
+__all__ = ["CIPHERS", "ReloadableTLS", "build_context"]
+
 CIPHERS = "EECDH+AESGCM:EDH+AESGCM:AES256+EECDH:AES256+EDH"
 
 

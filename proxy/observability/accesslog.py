@@ -20,12 +20,13 @@ from typing import TextIO
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web import BaseRequest, StreamResponse
 
-from proxy.metrics import Metrics
+from proxy.http.keys import ROUTE, USER
+from proxy.observability.metrics import Metrics
 
-USER_KEY = "registry_auth_proxy.user"
+__all__ = ["AccessSink", "access_log", "make_access_logger"]
 
-log = logging.getLogger("registry_auth_proxy")
-access_log = logging.getLogger("registry_auth_proxy.access")
+log = logging.getLogger(__name__)
+access_log = logging.getLogger(__name__ + ".lines")  # handed to aiohttp only to switch its hook on
 
 
 class AccessSink:
@@ -66,19 +67,22 @@ def _clean(text: str) -> str:
     return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in out)
 
 
-def logged_path(request: BaseRequest, token_path: str) -> str:
+def logged_path(request: BaseRequest) -> str:
+    route = request.get(ROUTE)
+    if route is not None and route.is_token:
+        return request.path  # the token endpoint: path only, never the query
     if request.path.startswith("/v2"):
         return request.raw_path
-    return request.path  # the token endpoint and 404s: path only, never the query
+    return request.path  # 404s: path only
 
 
-def _fields(request: BaseRequest, response: StreamResponse, seconds: float, token_path: str) -> dict[str, object]:
+def _fields(request: BaseRequest, response: StreamResponse, seconds: float) -> dict[str, object]:
     version = request.version
     return {
         "remote": request.remote or "-",
-        "user": request.get(USER_KEY) or None,
+        "user": request.get(USER) or None,
         "method": request.method,
-        "path": logged_path(request, token_path),
+        "path": logged_path(request),
         "protocol": f"HTTP/{version.major}.{version.minor}",
         "status": response.status,
         "bytes_out": response.body_length,
@@ -105,9 +109,7 @@ def json_line(f: dict[str, object], now: float) -> str:
     return json.dumps({"time": stamp, **f}, separators=(",", ":"))
 
 
-def make_access_logger(
-    sink: AccessSink | None, metrics: Metrics, fmt: str, token_path: str
-) -> type[AbstractAccessLogger]:
+def make_access_logger(sink: AccessSink | None, metrics: Metrics, fmt: str) -> type[AbstractAccessLogger]:
     """An aiohttp access-logger class bound to this app's sink and metrics.
 
     It is installed even with ``log.access: false`` (then ``sink`` is None)
@@ -116,9 +118,13 @@ def make_access_logger(
     render = json_line if fmt == "json" else combined
 
     class _AccessLogger(AbstractAccessLogger):
+        @property
+        def enabled(self) -> bool:
+            return True  # metrics depend on this hook: never let a logging level switch it off
+
         def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
-            metrics.observe(request, response, time, bool(request.get(USER_KEY)))
+            metrics.observe(request, response, time, bool(request.get(USER)))
             if sink is not None:
-                sink.write(render(_fields(request, response, time, token_path), _time.time()))
+                sink.write(render(_fields(request, response, time), _time.time()))
 
     return _AccessLogger

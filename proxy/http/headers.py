@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
+__all__ = ["HOP_BY_HOP", "NEVER_UPSTREAM", "downstream_headers", "upstream_headers"]
+
 HOP_BY_HOP = frozenset(
     h.lower()
     for h in (

@@ -1,0 +1,94 @@
+"""Prometheus metrics for one proxy process, kept in a per-app registry.
+
+Recorded in one place, after the fact: :meth:`Metrics.observe` runs from
+aiohttp's access-log hook once the last byte is sent, when status and byte
+counts are final. The request path itself only keeps plain counters
+(:class:`proxy.http.runtime.Stats`: requests and writes in flight, throttled
+logins), which a collector reads at scrape time. So a request costs a few
+counter increments and the handlers know nothing of Prometheus. Counters are
+per replica: sum them in Prometheus.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from auth.routes import METHOD_ACTIONS
+from proxy.http.keys import ROUTE
+from proxy.http.runtime import Stats
+
+__all__ = ["PREFIX", "Metrics"]
+
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+PREFIX = "registry_auth_proxy"
+
+
+class _StatsCollector(Collector):
+    """Exposes the request path's own counters without the request path knowing Prometheus."""
+
+    def __init__(self, stats: Stats) -> None:
+        self.stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(f"{PREFIX}_inflight_requests", "Requests being handled or streamed now",
+                                value=self.stats.requests_in_flight)
+        yield GaugeMetricFamily(f"{PREFIX}_inflight_writes", "Push/delete requests being handled now "
+                                "(gc waits for 0)", value=self.stats.writes_in_flight)
+        yield CounterMetricFamily(f"{PREFIX}_throttled_requests", "Requests refused by login throttling",
+                                  value=self.stats.throttled)
+
+
+def action_of(request: web.BaseRequest) -> str:
+    """``pull``/``push``/``delete`` as the router judged the request, ``token``, or ``other``.
+
+    A request the router refused has no route; a ``/v2`` one is labelled by its method.
+    """
+    route = request.get(ROUTE)
+    if route is not None:
+        return "token" if route.is_token else route.action.value
+    if request.path.startswith("/v2"):
+        action = METHOD_ACTIONS.get(request.method)
+        return action.value if action is not None else "other"
+    return "other"
+
+
+class Metrics:
+    """The proxy's Prometheus registry."""
+
+    def __init__(self, stats: Stats) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        reg = self.registry
+        self.requests = Counter(f"{PREFIX}_requests", "Requests answered, by action, status and user class",
+                                ["action", "status", "user"], registry=reg)
+        self.bytes_in = Counter(f"{PREFIX}_received_bytes", "Request body bytes received from clients",
+                                ["action"], registry=reg)
+        self.bytes_out = Counter(f"{PREFIX}_sent_bytes", "Response body bytes sent to clients",
+                                 ["action"], registry=reg)
+        self.latency = Histogram(f"{PREFIX}_request_duration_seconds", "Time from request to last byte sent",
+                                 ["action"], buckets=BUCKETS, registry=reg)
+        self.auth_failures = Counter(f"{PREFIX}_auth_failures", "Requests with credentials that were refused "
+                                     "(401 invalid/expired, 403 denied)", ["status"], registry=reg)
+        self.backend_errors = Counter(f"{PREFIX}_backend_errors", "Backend unreachable (502) or silent (504)",
+                                      ["status"], registry=reg)
+        reg.register(_StatsCollector(stats))
+
+    def observe(self, request: web.BaseRequest, response: web.StreamResponse, seconds: float, user: bool) -> None:
+        """Record one finished request (status and byte counts are final here)."""
+        action = action_of(request)
+        status = response.status
+        self.requests.labels(action, str(status), "authenticated" if user else "anonymous").inc()
+        self.latency.labels(action).observe(seconds)
+        received = request.content.total_bytes
+        if received:
+            self.bytes_in.labels(action).inc(received)
+        if response.body_length:
+            self.bytes_out.labels(action).inc(response.body_length)
+        if status in (401, 403) and "Authorization" in request.headers:
+            self.auth_failures.labels(str(status)).inc()
+        elif status in (502, 504):
+            self.backend_errors.labels(str(status)).inc()

@@ -1,0 +1,122 @@
+"""The contract with aiohttp's internals: every private name and low-level signature we rely on.
+
+``proxy/server/aiohttp_seams.py`` is the only module that extends aiohttp
+below its application API. If an aiohttp release changes what it relies on,
+this file fails first and says which assumption broke. CI runs it against
+the lowest and the highest aiohttp the pin in pyproject.toml admits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMethod, HttpProcessingError
+
+from proxy.server.aiohttp_seams import OUR_ATTRIBUTES, PRIVATE, GuardedHandler, GuardedSite
+
+HANDLER_OPTIONS = ("keepalive_timeout", "access_log_class", "access_log", "read_bufsize", "auto_decompress")
+
+
+def test_the_private_names_are_the_ones_listed() -> None:
+    assert set(PRIVATE) == {"aiohttp.web.RequestHandler._request_count"}, "update this contract test too"
+
+
+def test_public_classes_we_subclass_are_exported() -> None:
+    assert web.RequestHandler.__module__ == "aiohttp.web_protocol"
+    assert "RequestHandler" in web.__all__ and "BaseSite" in web.__all__ and "Server" in web.__all__
+    assert issubclass(GuardedHandler, web.RequestHandler)
+    assert issubclass(GuardedSite, web.BaseSite)
+
+
+def test_request_handler_constructor_takes_our_options() -> None:
+    params = inspect.signature(web.RequestHandler.__init__).parameters
+    assert list(params)[1] == "manager"
+    for name in ("loop", *HANDLER_OPTIONS):
+        assert name in params, f"RequestHandler() no longer takes {name}="
+        assert params[name].kind is inspect.Parameter.KEYWORD_ONLY
+
+
+def test_overridden_methods_keep_their_signatures() -> None:
+    assert list(inspect.signature(web.RequestHandler.handle_error).parameters) == [
+        "self", "request", "status", "exc", "message"]
+    assert list(inspect.signature(web.RequestHandler.log_access).parameters) == [
+        "self", "request", "response", "time"]
+    for name in ("connection_made", "connection_lost", "data_received", "force_close"):
+        assert callable(getattr(web.RequestHandler, name))
+    assert inspect.iscoroutinefunction(web.BaseSite.start) and inspect.iscoroutinefunction(web.BaseSite.stop)
+
+
+def test_our_attributes_do_not_collide_with_aiohttp_slots() -> None:
+    slots: set[str] = set()
+    for klass in web.RequestHandler.__mro__:
+        slots.update(getattr(klass, "__slots__", ()))
+    assert not slots & set(OUR_ATTRIBUTES)
+    assert "_request_count" in slots
+
+
+def test_parser_exceptions_we_translate() -> None:
+    assert issubclass(BadHttpMethod, HttpProcessingError)
+    assert "message" in inspect.signature(HttpProcessingError.__init__).parameters
+
+
+class _Transport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = b""
+        self.closed = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written += bytes(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return default
+
+
+async def test_request_count_counts_parsed_heads_one_per_request() -> None:
+    """The one private attribute: +1 per complete head, none for a partial one, +1 for a parser error."""
+    async def ok(request: web.BaseRequest) -> web.Response:
+        return web.Response(text="ok")
+
+    server = web.Server(ok)
+    handler = web.RequestHandler(server, loop=asyncio.get_running_loop())
+    transport = _Transport()
+    handler.connection_made(transport)
+    assert handler._request_count == 0
+    handler.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n")
+    assert handler._request_count == 0
+    handler.data_received(b"\r\n")
+    assert handler._request_count == 1
+    handler.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert handler._request_count == 3
+    await asyncio.sleep(0.05)
+    assert transport.written.count(b"HTTP/1.1 200") == 3
+    handler.connection_lost(None)
+
+
+async def test_request_count_counts_a_parser_error() -> None:
+    server = web.Server(lambda request: web.Response())  # type: ignore[arg-type,return-value]
+    handler = web.RequestHandler(server, loop=asyncio.get_running_loop())
+    handler.connection_made(_Transport())
+    handler.data_received(b"delete / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert handler._request_count == 1
+    handler.connection_lost(None)
+
+
+def test_version_is_within_the_pin() -> None:
+    major, minor, *_ = (int(p) for p in aiohttp.__version__.split(".")[:3])
+    assert (major, minor) == (3, 14), f"aiohttp {aiohttp.__version__}: the pin is >=3.14,<3.15"
+
+
+@pytest.mark.parametrize("name", ["connections"])
+def test_server_public_attributes(name: str) -> None:
+    assert isinstance(inspect.getattr_static(web.Server, name), property)
