@@ -5,6 +5,10 @@ Used by ``registry-auth-proxy registry ...``. It sends a request, and on a
 scope (with Basic credentials if a user was given) and retry; ``Basic`` ->
 retry with Basic credentials. Tokens are cached per scope for the run.
 Standard library only (urllib), so the CLI needs nothing beyond the proxy.
+
+Credentials go to one origin only, the ``--url`` the operator named: a
+``Link`` header is the registry's (or anyone upstream's) text, and following
+an absolute link to another host would hand it the password or a token.
 """
 
 from __future__ import annotations
@@ -19,7 +23,10 @@ import urllib.request
 from dataclasses import dataclass
 from email.message import Message
 
+__all__ = ["RegistryClient", "RegistryError", "Reply", "next_link", "origin", "parse_challenge"]
+
 _PARAM = re.compile(r'(\w+)="([^"]*)"')
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class RegistryError(Exception):
@@ -53,10 +60,31 @@ def parse_challenge(value: str) -> tuple[str, dict[str, str]]:
     return scheme.lower(), dict(_PARAM.findall(rest))
 
 
+def origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) with the scheme's default port filled in: what "same server" means.
+
+    Raises RegistryError for a URL whose port is not a number, so a garbled
+    ``Link`` stops the walk with a message rather than a traceback.
+    """
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        raise RegistryError(f"{url}: not a valid URL (bad port)") from None
+    return scheme, (parts.hostname or "").lower(), port if port is not None else _DEFAULT_PORTS.get(scheme)
+
+
+def _show_origin(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+
+
 class RegistryClient:
     def __init__(self, url: str, user: str | None = None, password: str | None = None,
                  cacert: str | None = None, timeout: float = 60) -> None:
         self.base = url.rstrip("/")
+        self.origin = origin(self.base)
         self.user = user
         self.password = password
         self.timeout = timeout
@@ -64,6 +92,24 @@ class RegistryClient:
         self.opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=ctx), _NoRedirect())
         self.tokens: dict[str, str] = {}
         self.basic_mode = False
+
+    def url_for(self, path: str) -> str:
+        """The full URL for ``/v2/...`` or for a full URL, refusing any other origin than ``--url``."""
+        if path.startswith("/") and not path.startswith("//"):
+            return self.base + path
+        return self._same_origin(urllib.parse.urljoin(self.base + "/", path))
+
+    def follow(self, target: str, page_url: str) -> str:
+        """Resolve a ``Link`` target against the page it came from (RFC 8288), same origin only."""
+        if target.startswith("/") and not target.startswith("//"):
+            return self.base + target  # the usual case: </v2/_catalog?last=...>
+        return self._same_origin(urllib.parse.urljoin(page_url, target))
+
+    def _same_origin(self, url: str) -> str:
+        if origin(url) != self.origin:
+            raise RegistryError(f"refusing to follow a link to {_show_origin(url)}: not the registry at "
+                                f"{_show_origin(self.base)} (credentials are only sent to --url)")
+        return url
 
     def _basic(self) -> str:
         raw = f"{self.user}:{self.password or ''}".encode()
@@ -89,8 +135,8 @@ class RegistryClient:
         return {}
 
     def request(self, method: str, path: str, scope: str, headers: dict[str, str] | None = None) -> Reply:
-        """``path`` is absolute (``/v2/...``) or a full URL (from a ``Link`` header)."""
-        url = path if path.startswith(("http://", "https://")) else self.base + path
+        """``path`` is absolute (``/v2/...``) or a full URL on the same origin as ``--url``."""
+        url = self.url_for(path)
         base_headers = dict(headers or {})
         reply = self._send(method, url, {**base_headers, **self._auth_header(scope)})
         if reply.status != 401:
@@ -127,7 +173,7 @@ class RegistryClient:
 
 
 def next_link(reply: Reply) -> str | None:
-    """The ``rel="next"`` target of a ``Link`` header (relative to the registry), if any."""
+    """The ``rel="next"`` target of a ``Link`` header as written; resolve it with :meth:`RegistryClient.follow`."""
     for part in (reply.headers.get("Link") or "").split(","):
         m = re.match(r'\s*<([^>]+)>\s*;\s*rel="?next"?', part)
         if m:

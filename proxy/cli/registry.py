@@ -14,7 +14,8 @@ import os
 import sys
 from collections.abc import Iterator
 
-from proxy.registry_http import RegistryClient, RegistryError, Reply, next_link
+from proxy.cli.common import Subparsers
+from proxy.cli.registry_client import RegistryClient, RegistryError, Reply, next_link
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -30,19 +31,22 @@ def _progress(label: str, count: int) -> None:
 
 
 def _walk(client: RegistryClient, path: str, key: str, scope: str, label: str) -> Iterator[str]:
-    """Follow ``Link: <...>; rel="next"`` pages to the end."""
-    url: str | None = path
+    """Follow ``Link: <...>; rel="next"`` pages to the end, on the ``--url`` origin only."""
+    shown: str | None = path  # as the operator or the Link header wrote it, for messages
+    url = client.url_for(path)
     count = 0
-    while url is not None:
+    while shown is not None:
         reply = client.request("GET", url, scope)
         if reply.status != 200:
-            raise RegistryError(f"GET {url}: HTTP {reply.status}: {reply.error_text()}")
+            raise RegistryError(f"GET {shown}: HTTP {reply.status}: {reply.error_text()}")
         body = reply.json()
         items = (body.get(key) if isinstance(body, dict) else None) or []
         yield from items
         count += len(items)
         _progress(label, count)
-        url = next_link(reply)
+        shown = next_link(reply)
+        if shown is not None:
+            url = client.follow(shown, url)  # RegistryError for another origin: nothing is sent there
     if sys.stderr.isatty():
         print(file=sys.stderr)
 
@@ -162,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_registry_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_registry_commands(sub: Subparsers) -> None:
     """Register ``registry catalog|tags|inspect|delete``."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--url", required=True, help="the proxy, e.g. https://registry.example.org:5043")

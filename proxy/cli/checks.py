@@ -9,9 +9,11 @@ from __future__ import annotations
 import urllib.error
 import urllib.request
 
-from auth.users import UserStore
+from auth.userfiles.store import UserStore
 from proxy.config import Config
-from proxy.config_access import access_table
+from proxy.config.access import access_table
+
+__all__ = ["check_config"]
 
 
 def _backend_answers(url: str) -> str | None:
@@ -26,6 +28,7 @@ def _backend_answers(url: str) -> str | None:
 
 
 def check_config(config: Config) -> int:
+    """Print the effective settings, the access table and every warning; 0 (warnings do not fail)."""
     warnings: list[str] = []
     print(f"config:    {config.path}")
     print(f"listen:    {'https' if config.tls else 'http'}://{config.listen}")

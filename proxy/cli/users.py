@@ -15,7 +15,7 @@ Exit codes: 0 done; 1 the change makes no sense for the current files (user
 exists / unknown, not a member) or a file could not be written; 2 bad input
 (invalid name, empty or mismatched password, unusable config).
 
-Why edits go through ``auth.atomic.rewrite``: the running proxy re-reads these
+Why edits go through ``auth.userfiles.atomic.rewrite``: the running proxy re-reads these
 files, so it must never see a partial write, and parallel CLI calls must not
 lose updates. The bcrypt hash is computed *before* the lock is taken so a slow
 cost does not block other writers; existence checks happen *inside* the lock.
@@ -30,11 +30,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from auth import groups_edit, htpasswd_edit
-from auth.atomic import read_lines, rewrite
+from auth.userfiles import groups as group_file
+from auth.userfiles import htpasswd as htpasswd_file
+from auth.userfiles.atomic import read_lines, rewrite
+from auth.userfiles.hashing import DEFAULT_COST, MAX_COST, MIN_COST, hash_password
+from proxy.cli.common import Subparsers, add_config_argument
+from proxy.config import load_config
 
-DEFAULT_CONFIG = "proxy.yml"
-DEFAULT_COST = 12
+__all__ = ["add_user_commands"]
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -47,14 +50,15 @@ class _BadInput(Exception):
     """Unusable input: names, passwords, config (exit 2)."""
 
 
-def add_user_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_user_commands(subparsers: Subparsers) -> None:
     """Register ``user`` and ``group`` on an existing ``add_subparsers()`` object."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", default=DEFAULT_CONFIG, help="proxy config (default: ./proxy.yml)")
+    add_config_argument(common)
     common.add_argument("--htpasswd", type=Path, help="htpasswd file; overrides auth.htpasswd")
     common.add_argument("--groups", type=Path, help="group file; overrides auth.groups")
     pw = argparse.ArgumentParser(add_help=False)
-    pw.add_argument("--cost", type=int, default=DEFAULT_COST, help=f"bcrypt cost 4-17 ({DEFAULT_COST})")
+    pw.add_argument("--cost", type=int, default=DEFAULT_COST,
+                    help=f"bcrypt cost {MIN_COST}-{MAX_COST} ({DEFAULT_COST})")
     pw.add_argument("--password-stdin", action="store_true", help="read the password from stdin, no prompt")
 
     user_parser = subparsers.add_parser("user", help="manage htpasswd users")
@@ -72,7 +76,7 @@ def add_user_commands(subparsers: argparse._SubParsersAction) -> None:  # type: 
 
 
 def _leaf(
-    subs: argparse._SubParsersAction,  # type: ignore[type-arg]
+    subs: Subparsers,
     name: str,
     handler: Handler,
     help_text: str,
@@ -130,8 +134,6 @@ def _files(args: argparse.Namespace, *, htpasswd: bool, groups: bool) -> _Files:
     """
     found = _Files(args.htpasswd, args.groups)
     if (htpasswd and found.htpasswd is None) or (groups and found.groups is None):
-        from proxy.config import load_config  # lazy: not needed with overrides
-
         try:
             auth = load_config(Path(args.config)).auth
         except Exception as exc:  # any config problem is a usage error at this boundary
@@ -161,17 +163,17 @@ def _read_password(args: argparse.Namespace) -> str:
 
 
 def _set_password(args: argparse.Namespace, *, must_exist: bool) -> int:
-    user = htpasswd_edit.validate_user(args.name)
+    user = htpasswd_file.validate_user(args.name)
     htpasswd = _files(args, htpasswd=True, groups=False).need_htpasswd()
-    password_hash = htpasswd_edit.hash_password(_read_password(args), cost=args.cost)
+    password_hash = hash_password(_read_password(args), cost=args.cost)
 
     def transform(lines: list[str]) -> list[str]:
-        exists = htpasswd_edit.has_user(lines, user)
+        exists = htpasswd_file.has_user(lines, user)
         if must_exist and not exists:
             raise _Refused(f"no user {user!r} in {htpasswd}; use 'user add'")
         if not must_exist and exists:
             raise _Refused(f"user {user!r} already exists in {htpasswd}; use 'user passwd'")
-        return htpasswd_edit.set_user(lines, user, password_hash)
+        return htpasswd_file.set_user(lines, user, password_hash)
 
     rewrite(htpasswd, transform)
     print(f"{'updated password of' if must_exist else 'added'} user {user} in {htpasswd}")
@@ -194,12 +196,12 @@ def _user_remove(args: argparse.Namespace) -> int:
     found: list[str] = []
 
     def drop_user(lines: list[str]) -> list[str]:
-        if htpasswd_edit.has_user(lines, user):
+        if htpasswd_file.has_user(lines, user):
             found.append(str(htpasswd))
-        return htpasswd_edit.remove_user(lines, user)
+        return htpasswd_file.remove_user(lines, user)
 
     def drop_memberships(lines: list[str]) -> list[str]:
-        new = groups_edit.remove_user_everywhere(lines, user)
+        new = group_file.remove_user_everywhere(lines, user)
         if new != lines:
             found.append(str(groups))
         return new
@@ -214,24 +216,24 @@ def _user_remove(args: argparse.Namespace) -> int:
 
 def _user_list(args: argparse.Namespace) -> int:
     htpasswd = _files(args, htpasswd=True, groups=False).need_htpasswd()
-    for name in htpasswd_edit.list_users(read_lines(htpasswd)):
+    for name in htpasswd_file.list_users(read_lines(htpasswd)):
         print(name)
     return 0
 
 
 def _group_add(args: argparse.Namespace) -> int:
-    group, user = groups_edit.validate_group(args.group), htpasswd_edit.validate_user(args.user)
+    group, user = group_file.validate_group(args.group), htpasswd_file.validate_user(args.user)
     files = _files(args, htpasswd=False, groups=True)
     groups = files.need_groups()
     added: list[bool] = []
 
     def transform(lines: list[str]) -> list[str]:
-        added.append(not groups_edit.is_member(lines, group, user))
-        return groups_edit.add_member(lines, group, user)
+        added.append(not group_file.is_member(lines, group, user))
+        return group_file.add_member(lines, group, user)
 
     rewrite(groups, transform)
     print(f"added {user} to group {group}" if added[0] else f"{user} is already in group {group}")
-    if files.htpasswd is not None and not htpasswd_edit.has_user(read_lines(files.htpasswd), user):
+    if files.htpasswd is not None and not htpasswd_file.has_user(read_lines(files.htpasswd), user):
         print(f"warning: {user} has no entry in {files.htpasswd} yet", file=sys.stderr)
     return 0
 
@@ -241,9 +243,9 @@ def _group_remove(args: argparse.Namespace) -> int:
     groups = _files(args, htpasswd=False, groups=True).need_groups()
 
     def transform(lines: list[str]) -> list[str]:
-        if not groups_edit.is_member(lines, group, user):
+        if not group_file.is_member(lines, group, user):
             raise _Refused(f"{user!r} is not in group {group!r} in {groups}")
-        return groups_edit.remove_member(lines, group, user)
+        return group_file.remove_member(lines, group, user)
 
     rewrite(groups, transform)
     print(f"removed {user} from group {group}")
@@ -252,6 +254,6 @@ def _group_remove(args: argparse.Namespace) -> int:
 
 def _group_list(args: argparse.Namespace) -> int:
     groups = _files(args, htpasswd=False, groups=True).need_groups()
-    for group, members in groups_edit.list_groups(read_lines(groups)).items():
-        print(groups_edit.format_line(group, members))
+    for group, members in group_file.list_groups(read_lines(groups)).items():
+        print(group_file.format_line(group, members))
     return 0

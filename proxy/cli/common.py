@@ -1,0 +1,24 @@
+"""What every subcommand shares: the ``--config`` option and the subparsers type.
+
+``--config``'s default is named here and nowhere else in the CLI, so every
+command reads the same ``proxy.yml`` that ``serve`` would, and the help text
+cannot drift from the value.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TypeAlias
+
+from proxy.config import DEFAULT_CONFIG_PATH
+
+__all__ = ["Subparsers", "add_config_argument"]
+
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+"""What ``ArgumentParser.add_subparsers()`` returns; each command module registers on one."""
+
+
+def add_config_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--config PATH`` (default ``./proxy.yml``) to ``parser``."""
+    parser.add_argument("--config", default=DEFAULT_CONFIG_PATH,
+                        help=f"config file (default: ./{DEFAULT_CONFIG_PATH})")
