@@ -26,6 +26,15 @@ from tests.support.tap import Tap
 from tests.support.tlsfiles import TlsFiles, write_tls_files
 
 DEFAULT_ACCESS: dict[str, Any] = {"pull": "anyone", "push": ["pusher"], "delete": ["pusher"]}
+INTEGRATION = Path(__file__).resolve().parent / "integration"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Everything under tests/integration spawns real programs: mark it, so
+    ``pytest -m "not integration"`` is the fast in-process loop."""
+    for item in items:
+        if INTEGRATION in Path(str(item.path)).parents:
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture(scope="session")

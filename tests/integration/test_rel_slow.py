@@ -24,19 +24,17 @@ def test_slowloris_head_is_cut_off(proxy_factory, tls_files):
         answer = b""
         while time.monotonic() - started < 15:
             try:
-                sock.sendall(b"X-Slow: a\r\n")
-                chunk = sock.recv(4096)
+                chunk = sock.recv(4096)  # read first: once the answer arrives, stop sending
             except TimeoutError:
+                sock.sendall(b"X-Slow: a\r\n")  # keeps trickling, never ends the head
                 continue
-            except OSError:
-                break
             if not chunk:
                 break
             answer += chunk
         elapsed = time.monotonic() - started
     assert elapsed < 15, "a trickled head was never cut off"
-    if answer:  # normally the 408 arrives before the close
-        assert responses(answer)[0][0] == 408
+    assert answer, "the connection was closed without the 408 answer"
+    assert responses(answer)[0][0] == 408
     assert "request head not complete" in proxy.log_text()
     assert Client(proxy.url, tls_files.ca_cert).request("GET", "/v2/_catalog").status == 200
 
@@ -56,7 +54,12 @@ def test_keepalive_connection_gets_a_fresh_head_timer(proxy_factory, tls_files):
         for _ in range(3):  # three requests, 1.5 s apart: each head is complete in time
             sock.sendall(b"GET /v2/_catalog HTTP/1.1\r\nHost: x\r\n\r\n")
             assert read_response(sock)[0] == 200
-            time.sleep(1.5)
+            time.sleep(1.5)  # 4.5 s in all: a timer armed once per connection would have fired
+        started = time.monotonic()
+        sock.sendall(b"GET /v2/_catalog HTTP/1.1\r\n")  # the next head starts, then stalls
+        answer = read_all(sock, timeout=15)
+        assert time.monotonic() - started < 12, "a stalled head on a kept-alive connection was never cut off"
+    assert responses(answer)[0][0] == 408
 
 
 def test_stalled_body_is_aborted_and_backend_connection_closed(proxy_factory, tls_files, registry):
