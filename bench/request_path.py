@@ -83,6 +83,7 @@ def main() -> int:
         location = resp.getheader("Location", "")
         path = location.split(str(proxy_port), 1)[1]
         conn.close()
+        time.sleep(0.5)  # the POST's access-log hook and connection close are done
         conn = http.client.HTTPSConnection("localhost", proxy_port, context=ctx)  # a new connection: TLS accept
         recorder.on = True
         conn.request("PATCH", path, body=b"x" * 1024, headers={

@@ -21,7 +21,7 @@ import threading
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from auth.access import Identity
@@ -36,25 +36,43 @@ CACHE_MAX = 4096
 DEFAULT_DUMMY_COST = 5  # Apache htpasswd's default bcrypt cost
 
 
+def _fingerprint(user: str, hash_: str, groups: frozenset[str]) -> str:
+    return hashlib.sha256(f"{user}\0{hash_}\0{','.join(sorted(groups))}".encode()).hexdigest()[:16]
+
+
 @dataclass(frozen=True)
 class Snapshot:
-    """Everything read from the two files at one moment; replaced whole on reload."""
+    """Everything read from the two files at one moment; replaced whole on reload.
+
+    Each user's identity (with its groups) and token fingerprint are worked
+    out once here, so a request with Basic or a token costs a dict lookup,
+    not a scan of every group and a hash.
+    """
 
     users: HtpasswdData
     groups: GroupData
     dummy_hash: str
     generation: int
+    _identities: dict[str, Identity] = field(init=False, repr=False, compare=False)
+    _fingerprints: dict[str, str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        memberships: dict[str, set[str]] = {}
+        for group, members in self.groups.members.items():
+            for member in members:
+                memberships.setdefault(member, set()).add(group)
+        identities = {u: Identity(u, frozenset(memberships.get(u, ()))) for u in self.users.hashes}
+        object.__setattr__(self, "_identities", identities)
+        object.__setattr__(self, "_fingerprints", {
+            u: _fingerprint(u, h, identities[u].groups) for u, h in self.users.hashes.items()})
 
     def identity(self, user: str) -> Identity | None:
-        if user not in self.users.hashes:
-            return None
-        return Identity(user, self.groups.groups_of(user))
+        return self._identities.get(user)
 
     def fingerprint(self, user: str) -> str:
         """Changes when the user's hash or groups change: tokens carry it to die with it."""
-        hash_ = self.users.hashes.get(user, "")
-        groups = ",".join(sorted(self.groups.groups_of(user)))
-        return hashlib.sha256(f"{user}\0{hash_}\0{groups}".encode()).hexdigest()[:16]
+        found = self._fingerprints.get(user)
+        return found if found is not None else _fingerprint(user, "", self.groups.groups_of(user))
 
 
 def _file_key(path: Path | None) -> tuple[int, int, int] | None:

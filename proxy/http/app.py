@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
+from auth.access import Action
 from auth.decision import Origin
 from auth.errors import ProxyError
 from proxy.config import Config
@@ -56,8 +57,8 @@ async def _serve(request: web.Request) -> web.StreamResponse:
         if user:
             request[USER] = user
         return response
-    if runtime.refuses_writes(route.action):
-        raise runtime.maintenance.refusal()
+    if route.action is not Action.PULL and runtime.maintenance.active():
+        raise runtime.maintenance.refusal()  # before auth: cheaper, and says why at once
     user = await runtime.gate.check(route, request.headers.getall("Authorization", []), origin)
     if user:
         request[USER] = user

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import aiohttp
 
-from auth.access import Action
 from auth.decision import Policy
 from auth.routes import Router
 from auth.throttle import LoginThrottle
@@ -60,9 +59,6 @@ class Runtime:
     upstream: Upstream
     maintenance: MaintenanceFlag
     token_key: bytes
-
-    def refuses_writes(self, action: Action) -> bool:
-        return action is not Action.PULL and self.maintenance.active()
 
 
 class Live:
