@@ -170,3 +170,20 @@ async def test_parser_refusals_are_registry_json(
     if status == 405:
         assert b"\r\nallow: get, head, post, put, patch, delete\r\n" in answer.lower()
     writer.close()
+
+
+async def test_pipelined_request_behind_a_slow_one_is_not_cut_by_the_head_timer(
+    listen: Callable[..., Awaitable[Listener]],
+) -> None:
+    """The second head arrives while the first request is handled; its body comes later, slowly."""
+    server = await listen()
+    reader, writer = await server.connect()
+    writer.write(b"GET /?sleep=0.6 HTTP/1.1\r\nHost: x\r\n\r\n"
+                 b"POST /?sleep=0.6 HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nab")
+    first = await asyncio.wait_for(reader.readuntil(b"ok 0"), 5)
+    assert first.startswith(b"HTTP/1.1 200")
+    await asyncio.sleep(HEAD_TIMEOUT * 1.5)  # longer than a head may take: but this is a body
+    writer.write(b"cd")
+    second = await asyncio.wait_for(reader.readuntil(b"ok 4"), 5)
+    assert second.lstrip().startswith(b"HTTP/1.1 200")
+    writer.close()
