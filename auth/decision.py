@@ -57,21 +57,24 @@ def scope_actions(action: Action) -> str:
     return "pull,push" if action is Action.PUSH else action.value
 
 
-def valid_claims(tokens: TokenAuthority, store: UserStore, token: str) -> Claims | None:
-    """Valid, unexpired, and still matching the user's current password and groups.
+def valid_claims(tokens: TokenAuthority, store: UserStore, token: str) -> tuple[Claims, Identity | None] | None:
+    """The claims of a valid, unexpired token still matching its user's password and groups, and that user.
 
-    The signature is checked first: a forged token costs no look at the user files.
+    The signature is checked first: a forged token costs no look at the user
+    files. The identity (None for an anonymous token) is the one the check
+    used, so the caller needs no second look.
     """
     try:
         claims = tokens.verify(token)
     except TokenError:
         return None
-    snapshot = store.snapshot() if claims.subject else None
-    if snapshot is not None and (
-        snapshot.identity(claims.subject) is None or snapshot.fingerprint(claims.subject) != claims.fingerprint
-    ):
+    if not claims.subject:
+        return claims, None
+    snapshot = store.snapshot()
+    identity = snapshot.identity(claims.subject)
+    if identity is None or snapshot.fingerprint(claims.subject) != claims.fingerprint:
         return None
-    return claims
+    return claims, identity
 
 
 @dataclass(frozen=True)

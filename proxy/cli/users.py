@@ -139,14 +139,10 @@ def _files(args: argparse.Namespace, *, htpasswd: bool, groups: bool) -> _Files:
         except Exception as exc:  # any config problem is a usage error at this boundary
             raise _BadInput(f"cannot use config {args.config}: {exc}") from exc
         found = _Files(
-            found.htpasswd if found.htpasswd is not None else _opt_path(auth.htpasswd),
-            found.groups if found.groups is not None else _opt_path(auth.groups),
+            found.htpasswd if found.htpasswd is not None else auth.htpasswd,
+            found.groups if found.groups is not None else auth.groups,
         )
     return found
-
-
-def _opt_path(value: object) -> Path | None:
-    return None if value is None else Path(str(value))
 
 
 def _read_password(args: argparse.Namespace) -> str:

@@ -66,9 +66,16 @@ class Reader:
             raise self.fail(dotted, f"a number >= {minimum:g}", value)
         return float(value)
 
-    def file(self, data: Mapping[str, Any], key: str, dotted: str, default: str | None) -> Path | None:
-        """A path relative to the config's folder, never the cwd; an explicit ``null`` is None."""
+    def file(self, data: Mapping[str, Any], key: str, dotted: str, default: str | None, *,
+             null_is_default: bool = False) -> Path | None:
+        """A path relative to the config's folder, never the cwd.
+
+        An explicit ``null`` is None (no such file), or the default where the
+        file cannot be switched off (``null_is_default``).
+        """
         value = data.get(key, default)
+        if value is None and null_is_default:
+            value = default
         if value is None:
             return None
         if not isinstance(value, str) or not value or "\0" in value:

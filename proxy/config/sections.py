@@ -168,10 +168,8 @@ def parse_config(data: object, path: Path) -> Config:
     r = Reader(path)
     top = r.section(data, "", TOP_KEYS)
     host, port = r.host_port(top.get("listen", DEFAULT_LISTEN), "listen", "0.0.0.0:5043")
-    # null means the default beside the config, as when the key is absent (never a cwd-relative path)
-    raw = top.get("maintenance_file")
-    maintenance = r.file({"m": DEFAULT_MAINTENANCE_FILE if raw is None else raw}, "m", "maintenance_file", None)
-    assert maintenance is not None
+    maintenance = r.file(top, "maintenance_file", "maintenance_file", DEFAULT_MAINTENANCE_FILE, null_is_default=True)
+    assert maintenance is not None  # never None: null is the default beside the config
     return Config(
         path=path,
         listen_host=host,

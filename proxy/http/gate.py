@@ -58,10 +58,10 @@ class Gate:
         if isinstance(creds, Invalid):
             raise policy.malformed(creds.reason, route, origin)
         if isinstance(creds, Bearer):
-            claims = valid_claims(self.tokens, self.store, creds.token)
-            if claims is None:
+            verified = valid_claims(self.tokens, self.store, creds.token)
+            if verified is None:
                 raise policy.invalid_token(route, origin)
-            identity = self.store.snapshot().identity(claims.subject) if claims.subject else None
+            claims, identity = verified
             policy.judge_claims(route, claims, identity, origin)
             return claims.subject or None
         identity = await self.login(creds, origin, route)

@@ -94,9 +94,9 @@ def new_session(config: Config) -> aiohttp.ClientSession:
     )
 
 
-def _unchanged(previous: Runtime | None, config: Config, *fields: str) -> bool:
-    """True when there is a previous runtime and these dotted config fields are equal in both."""
-    return previous is not None and all(_get(previous.config, f) == _get(config, f) for f in fields)
+def _unchanged(previous: Runtime, config: Config, *fields: str) -> bool:
+    """True when these dotted config fields are equal in the previous runtime's config and ``config``."""
+    return all(_get(previous.config, f) == _get(config, f) for f in fields)
 
 
 def _get(config: Config, dotted: str) -> object:

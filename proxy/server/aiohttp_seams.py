@@ -121,6 +121,8 @@ class GuardedHandler(web.RequestHandler):
         return self._request_count > self._finished
 
     def data_received(self, data: bytes) -> None:
+        if not self._admitted:
+            return  # refused at the cap: bytes already on their way are dropped, never parsed
         if data and self._head_timer is None and not self._pending():
             self._arm_head_timer()  # the first bytes of the next head on a kept-alive connection
         heads = self._request_count

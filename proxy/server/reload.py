@@ -61,6 +61,7 @@ def reload_config(app: web.Application) -> bool:
 
 
 def on_sighup(app: web.Application, tls: ReloadableTLS | None, sink: AccessSink | None) -> None:
+    store = app[LIVE].runtime.gate.store
     reload_config(app)
     if tls is not None:
         try:
@@ -69,7 +70,8 @@ def on_sighup(app: web.Application, tls: ReloadableTLS | None, sink: AccessSink 
         except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
             log.error("SIGHUP: keeping the old certificate; new one unusable: %s", exc)
     runtime = app[LIVE].runtime
-    runtime.gate.store.reload(force=True)
+    if runtime.gate.store is store:  # a new store (other files) has just read them
+        store.reload(force=True)
     if sink is not None:
         try:
             sink.reopen()

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from proxy.config import connect_host, parse_host_port
 from tests.support.ports import port_open
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -25,11 +26,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 def split_listen(listen: str) -> tuple[str, int]:
     """``host:port`` -> (connect host, port); a wildcard host is reached via 127.0.0.1."""
-    host, _, port = listen.rpartition(":")
-    host = host.strip("[]")
-    if host in ("", "0.0.0.0", "::"):
-        host = "127.0.0.1"
-    return host, int(port)
+    host, port = parse_host_port(listen)
+    return connect_host(host), port
 
 
 class ProxyProcess:
