@@ -41,6 +41,8 @@ class Origin:
 
 
 def _who(rule: Rule) -> str:
+    if rule.anyone:
+        return "anyone"
     if rule.users:
         return "any registered user"
     if rule.groups:
@@ -86,16 +88,25 @@ class Policy:
     basic_realm: str
     service: str
     token_path: str
-    token_realm: str | None = None  # None: built from the request's scheme and Host
+    token_realm: str | None = None  # None: built from the public origin (public_url, or the checked Host)
 
     # -- challenges --------------------------------------------------------------
     def challenge(self, origin: Origin, route: Route | None = None, insufficient: bool = False) -> str:
+        """The ``WWW-Authenticate`` value; a mount challenges for pull on its source too.
+
+        The scopes are exactly what :meth:`needs` will check, space-separated
+        in one ``scope`` parameter as distribution's token auth writes them,
+        so a client that asks for what it is told can succeed.
+        """
         if self.mode == "basic":
             return f'Basic realm="{self.basic_realm}"'
         realm = self.token_realm or f"{origin.scheme}://{origin.host}{self.token_path}"
         value = f'Bearer realm="{realm}",service="{self.service}"'
         if route is not None and route.name is not None:
-            value += f',scope="repository:{route.name}:{scope_actions(route.action)}"'
+            scopes = [f"repository:{route.name}:{scope_actions(route.action)}"]
+            if route.mount_from is not None:
+                scopes.append(f"repository:{route.mount_from}:pull")
+            value += f',scope="{" ".join(scopes)}"'
         elif route is not None and route.kind == "catalog":
             value += ',scope="registry:catalog:*"'
         if insufficient:
@@ -115,17 +126,36 @@ class Policy:
             needs.append((Action.PULL, route.mount_from))
         return needs
 
-    def anonymous_ok(self, route: Route) -> bool:
+    def anonymous_ok(self, route: Route, origin: Origin) -> bool:
         """True when no credentials are needed (never for the ping, which is where logins are checked)."""
-        return not route.is_ping and all(self.access.allowed(None, a, n) for a, n in self.needs(route))
+        return not route.is_ping and all(self.access.allowed(None, a, n, origin.client_ip)
+                                         for a, n in self.needs(route))
+
+    def may_pull(self, who: Identity | None, name: str, origin: Origin) -> bool:
+        """What the catalog is filtered by: the same lookup as a pull of that repository."""
+        return self.access.allowed(who, Action.PULL, name, origin.client_ip)
+
+    def _network_refusal(self, action: Action, name: str | None, origin: Origin) -> ProxyError | None:
+        rule = self.access.rule(action, name)
+        if rule.reachable_from(origin.client_ip):
+            return None
+        return ProxyError(403, "DENIED", f"{action.value} on {_what(name)} is not accepted from "
+                          f"{origin.client_ip or 'an unknown address'}: only from "
+                          + ", ".join(str(n) for n in rule.networks))
 
     # -- refusals before anyone is identified ------------------------------------------
     def no_credentials(self, route: Route, origin: Origin) -> ProxyError:
         if route.is_ping:
             return self._unauthorized("authentication required: log in to use this registry for pushes; "
                                       "anonymous pulls need no login", origin)
-        rule = self.access.rule(route.action, route.name)
-        return self._unauthorized(f"authentication required to {route.action.value} {_what(route.name)}: "
+        for action, name in self.needs(route):
+            refusal = self._network_refusal(action, name, origin)
+            if refusal is not None:  # logging in cannot help: say so instead of challenging
+                return refusal
+        action, name = next(((a, n) for a, n in self.needs(route)
+                             if not self.access.allowed(None, a, n, origin.client_ip)), self.needs(route)[0])
+        rule = self.access.rule(action, name)
+        return self._unauthorized(f"authentication required to {action.value} {_what(name)}: "
                                   f"run `docker login {origin.host}` as {_who(rule)}", origin, route)
 
     def malformed(self, reason: str, route: Route, origin: Origin) -> ProxyError:
@@ -143,40 +173,58 @@ class Policy:
 
     @staticmethod
     def throttled(blocked: Blocked) -> ProxyError:
-        return ProxyError(429, "TOO_MANY_REQUESTS", f"too many failed logins for this {blocked.key_text}; "
+        """429 naming the limit reached, never what was sent: no user name, no password."""
+        return ProxyError(429, "TOO_MANY_REQUESTS", f"too many failed logins {blocked.key_text}; "
                           f"try again in {blocked.retry_after} s", {"Retry-After": str(blocked.retry_after)})
 
     # -- verdicts -----------------------------------------------------------------------
-    def judge_identity(self, route: Route, identity: Identity) -> None:
-        """A verified Basic login: 403 DENIED for what its groups do not allow."""
+    def _denied(self, identity: Identity, action: Action, name: str | None) -> str:
+        """Why a known identity is refused: a robot's missing scope first, else who ``access`` wants."""
+        if not identity.in_scope(action, name):
+            assert identity.scopes is not None
+            return identity.scopes.lacking(action, name)
+        return (f"{action.value} on {_what(name)} denied: user {identity.name!r} is not "
+                f"{_who(self.access.rule(action, name))}")
+
+    def judge_identity(self, route: Route, identity: Identity, origin: Origin) -> None:
+        """A verified Basic login: 403 DENIED for what its groups (or its network) do not allow."""
         if route.is_ping:
             return
         for action, name in self.needs(route):
-            if decide(self.access, identity, action, name) is not Verdict.ALLOW:
-                rule = self.access.rule(action, name)
-                raise ProxyError(403, "DENIED", f"{action.value} on {_what(name)} denied: user "
-                                 f"{identity.name!r} is not {_who(rule)}")
+            verdict = decide(self.access, identity, action, name, origin.client_ip)
+            if verdict is Verdict.WRONG_NETWORK:
+                refusal = self._network_refusal(action, name, origin)
+                assert refusal is not None
+                raise refusal
+            if verdict is not Verdict.ALLOW:
+                raise ProxyError(403, "DENIED", self._denied(identity, action, name))
 
     def judge_claims(self, route: Route, claims: Claims, identity: Identity | None, origin: Origin) -> None:
-        """A verified token: 401 ``insufficient_scope`` for what it does not grant.
+        """A verified token: it must grant every need, and ``access`` must still allow it now.
 
-        ``identity`` is the token's subject as the user files know it now
-        (None when anonymous); it only shapes the message: a token is judged
-        by its grants alone.
+        A token records what was allowed when it was issued; the policy in
+        force (after a reload) and the client's network decide at use, so a
+        tightened rule or a token carried outside the allowed networks opens
+        nothing. ``identity`` is the token's subject as the user files know
+        it now (None when anonymous).
         """
         if route.is_ping:
             return
         for action, name in self.needs(route):
             granted = (claims.allows("registry", "catalog", "*") if name is None
                        else claims.allows("repository", name, action.value))
-            if granted:
+            verdict = decide(self.access, identity, action, name, origin.client_ip)
+            if verdict is Verdict.WRONG_NETWORK:
+                refusal = self._network_refusal(action, name, origin)
+                assert refusal is not None
+                raise refusal
+            if granted and verdict is Verdict.ALLOW:
                 continue
             if not claims.subject:
                 raise self._unauthorized(f"authentication required to {action.value} {_what(name)}: "
                                          f"run `docker login {origin.host}`", origin, route, insufficient=True)
-            rule = self.access.rule(action, name)
-            if rule.allows(identity):
+            if verdict is Verdict.ALLOW:
                 why = f"the token does not grant {action.value} on {_what(name)}; request a new one"
             else:
-                why = f"{action.value} on {_what(name)} denied: user {claims.subject!r} is not {_who(rule)}"
+                why = self._denied(identity or Identity(claims.subject), action, name)
             raise self._unauthorized(why, origin, route, code="DENIED", insufficient=True)

@@ -21,7 +21,8 @@ def glob_to_regex(pattern: str) -> str:
     """Translate one glob to a regex source (no anchors).
 
     ``*`` and ``?`` never cross a ``/``. ``**`` crosses segments: ``a/**``
-    matches ``a/x`` and ``a/x/y`` (not ``a`` itself), ``**/x`` matches ``x``
+    matches ``a`` itself, ``a/x`` and ``a/x/y`` (a rule for a namespace must
+    govern the repository named like the namespace too), ``**/x`` matches ``x``
     at any depth including the top, ``a/**/b`` matches ``a/b`` and ``a/x/y/b``.
     """
     if not PATTERN_RE.fullmatch(pattern) or "//" in pattern or pattern.startswith("/") or pattern.endswith("/"):
@@ -34,7 +35,7 @@ def glob_to_regex(pattern: str) -> str:
     for i, seg in enumerate(segments):
         if seg == "**":
             if i == last:
-                out.append("/.+" if i > 0 else ".+")
+                out.append("(?:/.+)?" if i > 0 else ".+")
             else:
                 out.append("(?:/.*)?/" if i > 0 else "(?:.*/)?")
             continue

@@ -18,7 +18,7 @@ from auth.access import Action
 from auth.errors import ProxyError
 from auth.names import valid_digest, valid_name, valid_reference
 
-__all__ = ["API_METHODS", "METHOD_ACTIONS", "Route", "Router"]
+__all__ = ["API_METHODS", "METHOD_ACTIONS", "Route", "Router", "judge_body_type"]
 
 METHOD_ACTIONS = {
     "GET": Action.PULL,
@@ -32,6 +32,9 @@ API_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE"
 TOKEN_METHODS = "GET, POST"
 
 _READ = frozenset({"GET", "HEAD"})
+# distribution's blob route takes any ``algorithm:encoded`` and answers 400 DIGEST_INVALID when it
+# does not parse; a read of something that is not even that shape is "unknown" (404), as its router says.
+_LOOSE_DIGEST = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[A-Za-z0-9=_-]+")
 _BAD_PATH = re.compile(r"%|\\|\x00|//|/\.\.?(?:/|$)|[^\x21-\x7e]")
 # (kind, what follows the name, methods); the name before the suffix is matched greedily,
 # as distribution's router does, so a repository called ``manifests`` still routes like any other.
@@ -109,9 +112,19 @@ class Router:
         if not valid_name(name):
             raise ProxyError(400, "NAME_INVALID", f"invalid repository name {name!r}")
         groups = match.groupdict()
+        read = method in _READ
+        # A read of what cannot exist is "unknown" (404), as the registry answers; a write of it is
+        # invalid (400). Neither is forwarded.
         if "ref" in groups and not valid_reference(groups["ref"]):
+            if read:
+                raise ProxyError(404, "MANIFEST_UNKNOWN", "manifest unknown: not a valid tag or digest")
+            if ":" in groups["ref"]:
+                raise ProxyError(400, "DIGEST_INVALID", "invalid digest")
             raise ProxyError(400, "TAG_INVALID", "invalid tag or digest")
         if "digest" in groups and not valid_digest(groups["digest"]):
+            if read and not (kind == "blob" and _LOOSE_DIGEST.fullmatch(groups["digest"])):
+                raise ProxyError(404, "BLOB_UNKNOWN" if kind == "blob" else "MANIFEST_UNKNOWN",
+                                 "unknown: not a valid digest")
             raise ProxyError(400, "DIGEST_INVALID", "invalid digest")
         if kind == "upload":
             methods = frozenset({"POST"}) if not groups["uuid"] else methods - {"POST"}
@@ -134,6 +147,8 @@ def _match(rest: str) -> tuple[str, re.Match[str], frozenset[str]]:
 
 def _mount_source(query: str) -> str | None:
     """The ``from`` of a cross-repository mount; more than one is refused (the registry takes the first)."""
+    if ";" in query:  # Go before 1.17 split queries on ';' too: a registry built so would see another `from`
+        raise ProxyError(400, "UNSUPPORTED", "';' is not allowed in an upload query")
     sources = [v for k, v in parse_qsl(query, keep_blank_values=True) if k == "from"]
     if len(sources) > 1:
         raise ProxyError(400, "NAME_INVALID", "more than one mount source")
@@ -141,3 +156,30 @@ def _mount_source(query: str) -> str | None:
     if source is not None and not valid_name(source):
         raise ProxyError(400, "NAME_INVALID", f"invalid mount source {source!r}")
     return source
+
+
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_FORM_MARKERS = ("x-www-form-urlencoded", "multipart/")
+
+
+def judge_body_type(method: str, content_types: list[str]) -> None:
+    """Refuse bodies the registry would read parameters from (its ``r.FormValue``).
+
+    distribution reads ``from``, ``mount``, ``digest`` and ``_state`` with
+    Go's ``FormValue``, which parses form-encoded and multipart bodies of
+    POST, PUT and PATCH and lets them win over the query string the proxy
+    judged. No registry client sends such a body (blob data is
+    ``application/octet-stream``, manifests their media type), so they are
+    refused rather than parsed: the judged query is then the only source of
+    those parameters. The test is looser than Go's media-type parser on
+    purpose (any value mentioning a form type), and two ``Content-Type``
+    lines are refused because Go reads the first and others may read the last.
+    """
+    if method not in _BODY_METHODS or not content_types:
+        return
+    if len(content_types) > 1:
+        raise ProxyError(400, "UNSUPPORTED", "more than one Content-Type header")
+    value = content_types[0].lower()
+    if any(marker in value for marker in _FORM_MARKERS):
+        raise ProxyError(415, "UNSUPPORTED", "form bodies are not accepted on the registry API: send blob "
+                         "data as application/octet-stream and manifests with their media type")

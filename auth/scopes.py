@@ -65,14 +65,18 @@ def repository_actions(actions: frozenset[str]) -> list[Action]:
     return [known[a] for a in sorted(actions) if a in known]
 
 
-def grant_scopes(access: Access, who: Identity | None, scopes: Iterable[Scope]) -> list[Grant]:
-    """The grants of a token: each requested scope narrowed to what ``who`` may do, merged per resource."""
+def grant_scopes(access: Access, who: Identity | None, scopes: Iterable[Scope], address: str) -> list[Grant]:
+    """The grants of a token: each requested scope narrowed to what ``who`` may do from ``address``.
+
+    Merged per resource. The gate checks ``access`` again when the token is
+    used, so a grant never outlives the rule (or the network) that allowed it.
+    """
     merged: dict[tuple[str, str], set[str]] = {}
     for scope in scopes:
         if scope.type == "registry":
-            allowed = {"*"} if access.allowed(who, Action.PULL, None) else set()
+            allowed = {"*"} if access.allowed(who, Action.PULL, None, address) else set()
         else:
             wanted = repository_actions(scope.actions)
-            allowed = {a.value for a in access.grant(who, scope.name, wanted)}
+            allowed = {a.value for a in access.grant(who, scope.name, wanted, address)}
         merged.setdefault((scope.type, scope.name), set()).update(allowed)
     return [Grant(t, n, tuple(sorted(a))) for (t, n), a in merged.items()]

@@ -138,6 +138,8 @@ class RegistryClient:
         """``path`` is absolute (``/v2/...``) or a full URL on the same origin as ``--url``."""
         url = self.url_for(path)
         base_headers = dict(headers or {})
+        if self.user and not self._auth_header(scope):
+            self._log_in(scope)
         reply = self._send(method, url, {**base_headers, **self._auth_header(scope)})
         if reply.status != 401:
             return reply
@@ -152,6 +154,22 @@ class RegistryClient:
         if reply.status == 401:
             raise self._refused(reply)
         return reply
+
+    def _log_in(self, scope: str) -> None:
+        """Get credentials for ``scope`` before asking: a read open to anyone is answered without them.
+
+        The catalog is filtered by the caller's pull rights, so an anonymous
+        answer would be the anonymous view; the ping always challenges a
+        client without credentials, so it says how to log in.
+        """
+        reply = self._send("GET", self.base + "/v2/", {})
+        if reply.status != 401:
+            return
+        scheme, params = parse_challenge(reply.headers.get("WWW-Authenticate", ""))
+        if scheme == "bearer" and "realm" in params:
+            self.tokens[scope] = self._token(params, scope)
+        elif scheme == "basic":
+            self.basic_mode = True
 
     def _token(self, params: dict[str, str], scope: str) -> str:
         query = {"service": params.get("service", "")}

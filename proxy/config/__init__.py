@@ -4,7 +4,7 @@ No aiohttp here: the CLI loads configs without importing the server.
 """
 
 from proxy.config.hostport import connect_host, format_host_port, parse_host_port
-from proxy.config.load import DEFAULT_CONFIG_PATH, load_config, load_or_exit
+from proxy.config.load import CONFIG_ENV, DEFAULT_CONFIG_PATH, find_config, load_config, load_or_exit
 from proxy.config.model import (
     AdminConfig,
     AuthConfig,
@@ -20,6 +20,7 @@ from proxy.config.reader import ConfigError
 from proxy.config.sections import parse_config
 
 __all__ = [
+    "CONFIG_ENV",
     "DEFAULT_CONFIG_PATH",
     "AdminConfig",
     "AuthConfig",
@@ -32,6 +33,7 @@ __all__ = [
     "Timeouts",
     "TokenConfig",
     "connect_host",
+    "find_config",
     "format_host_port",
     "load_config",
     "load_or_exit",

@@ -7,11 +7,13 @@ must not silently fall back to the defaults.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from auth.access import Network
 from proxy.config.hostport import parse_host_port
 
 __all__ = ["ConfigError", "Reader"]
@@ -66,6 +68,13 @@ class Reader:
             raise self.fail(dotted, f"a number >= {minimum:g}", value)
         return float(value)
 
+    def integer(self, data: Mapping[str, Any], key: str, dotted: str, default: int, minimum: int) -> int:
+        """A whole number: ``1.5`` failures is a mistake to name, not to round."""
+        value = data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum or value > 10**9:
+            raise self.fail(dotted, f"a whole number >= {minimum}", value)
+        return value
+
     def file(self, data: Mapping[str, Any], key: str, dotted: str, default: str | None, *,
              null_is_default: bool = False) -> Path | None:
         """A path relative to the config's folder, never the cwd.
@@ -87,3 +96,29 @@ class Reader:
             return parse_host_port(value)
         except ValueError:
             raise self.fail(key, f"host:port such as {example}", value) from None
+
+    def networks(self, value: object, dotted: str) -> tuple[Network, ...]:
+        """A list of CIDRs (or single addresses); one string is a list of one."""
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list) or not items:
+            raise self.fail(dotted, "a list of networks such as [10.0.0.0/8, 192.168.0.0/16]", value)
+        return tuple(self._network(item, dotted) for item in items)
+
+    def _network(self, item: object, dotted: str) -> Network:
+        """One network, strictly: ``10.1.2.3/8`` is a typo for /32 or 10.0.0.0/8, not something to guess."""
+        expected = "networks such as 10.0.0.0/8 or 2001:db8::/32"
+        if not isinstance(item, str):
+            raise self.fail(dotted, expected, item)
+        try:
+            net = ipaddress.ip_network(item)
+        except ValueError:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise self.fail(dotted, expected, item) from None
+            raise self.fail(dotted, "a network address with no host bits set (such as 10.0.0.0/8, "
+                            "or 10.1.2.3/32 for one address)", item) from None
+        if isinstance(net, ipaddress.IPv6Network) and net.network_address.ipv4_mapped is not None:
+            # client addresses are judged as IPv4 when IPv4-mapped, so this could never match
+            raise self.fail(dotted, "IPv4 networks written as IPv4 (not ::ffff:...)", item)
+        return net

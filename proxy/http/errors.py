@@ -21,15 +21,27 @@ __all__ = ["API_VERSION", "API_VERSION_HEADER", "add_api_version", "json_http_er
 API_VERSION_HEADER = "Docker-Distribution-Api-Version"
 API_VERSION = "registry/2.0"
 JSON = "application/json"
+SERVER = "registry-auth-proxy"  # no Python or aiohttp version: nothing for a scanner to match CVEs against
 
 
 def _body(err: ProxyError) -> bytes:
     return json.dumps({"errors": [{"code": err.code, "message": err.message, "detail": None}]}).encode()
 
 
+NO_STORE = frozenset({401, 403, 429})  # answers about one caller's credentials: never cached for another
+
+
+def _headers(err: ProxyError) -> dict[str, str]:
+    if err.status not in NO_STORE:
+        return dict(err.headers)
+    headers = {k: v for k, v in err.headers.items() if k.lower() != "cache-control"}
+    headers["Cache-Control"] = "no-store"
+    return headers
+
+
 def render(err: ProxyError) -> web.Response:
     """The error as an aiohttp response (for anything that has a request)."""
-    response = web.Response(status=err.status, body=_body(err), content_type=JSON, headers=err.headers)
+    response = web.Response(status=err.status, body=_body(err), content_type=JSON, headers=_headers(err))
     response.headers[API_VERSION_HEADER] = API_VERSION
     return response
 
@@ -45,17 +57,22 @@ def render_bytes(err: ProxyError) -> bytes:
         reason = HTTPStatus(err.status).phrase
     except ValueError:
         reason = "Error"
-    extra = "".join(f"{name}: {value}\r\n" for name, value in err.headers.items())
+    extra = "".join(f"{name}: {value}\r\n" for name, value in _headers(err).items())
     head = (
-        f"HTTP/1.1 {err.status} {reason}\r\nContent-Type: {JSON}\r\n{API_VERSION_HEADER}: {API_VERSION}\r\n"
+        f"HTTP/1.1 {err.status} {reason}\r\nServer: {SERVER}\r\nContent-Type: {JSON}\r\n"
+        f"{API_VERSION_HEADER}: {API_VERSION}\r\n"
         f"{extra}Connection: close\r\nContent-Length: {len(body)}\r\n\r\n"
     )
     return head.encode("latin-1") + body
 
 
 async def add_api_version(request: web.Request, response: web.StreamResponse) -> None:
-    """``on_response_prepare``: exactly one version header on every response (Apache sends two)."""
+    """``on_response_prepare``: exactly one version header on every response (Apache sends two).
+
+    The ``Server`` header is set here too, or aiohttp would name itself and Python with their versions.
+    """
     response.headers[API_VERSION_HEADER] = API_VERSION
+    response.headers["Server"] = SERVER
 
 
 @web.middleware

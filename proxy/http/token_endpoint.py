@@ -45,8 +45,8 @@ def _scopes(params: MultiDictProxy[str]) -> list[Scope]:
         raise ProxyError(400, "UNSUPPORTED", str(exc)) from exc
 
 
-def _issue(gate: Gate, who: Identity | None, params: MultiDictProxy[str]) -> dict[str, object]:
-    grants = grant_scopes(gate.policy.access, who, _scopes(params))
+def _issue(gate: Gate, who: Identity | None, params: MultiDictProxy[str], origin: Origin) -> dict[str, object]:
+    grants = grant_scopes(gate.policy.access, who, _scopes(params), origin.client_ip)
     fingerprint = gate.store.snapshot().fingerprint(who.name) if who else ""
     return gate.tokens.issue(who.name if who else "", grants, fingerprint).as_response()
 
@@ -57,11 +57,11 @@ async def _token_get(gate: Gate, params: MultiDictProxy[str], authorization: lis
     _check_service(gate, params)
     creds = parse_authorization(authorization)
     if creds is None or is_empty_basic(creds):
-        return _issue(gate, None, params), None
+        return _issue(gate, None, params, origin), None
     if not isinstance(creds, Basic):
         raise gate.policy.invalid_credentials(origin)
     who = await gate.login(creds, origin)
-    return _issue(gate, who, params), who.name
+    return _issue(gate, who, params, origin), who.name
 
 
 async def _token_post(gate: Gate, form: MultiDictProxy[str],
@@ -75,7 +75,7 @@ async def _token_post(gate: Gate, form: MultiDictProxy[str],
         who = _refresh_identity(gate, form.get("refresh_token", ""), origin)
     else:
         raise ProxyError(400, "UNSUPPORTED", "grant_type must be password or refresh_token")
-    body = _issue(gate, who, form)
+    body = _issue(gate, who, form, origin)
     if form.get("access_type") == "offline" or grant_type == "refresh_token":
         fingerprint = gate.store.snapshot().fingerprint(who.name)
         body["refresh_token"] = gate.refresh_tokens.issue(who.name, [], fingerprint).token

@@ -69,6 +69,30 @@ def test_bearer_challenge_realm_follows_the_request_or_the_config() -> None:
     assert configured.challenge(plain).startswith('Bearer realm="https://auth.example/token",')
 
 
+MOUNT = f"/v2/team/app/blobs/uploads/?mount={DIGEST}&from=secret/base"
+MOUNT_SCOPE = "repository:team/app:pull,push repository:secret/base:pull"
+
+
+def test_a_mount_challenges_for_both_scopes_in_one_parameter() -> None:
+    """Space-separated in one ``scope``, as distribution writes them: exactly what ``needs`` checks."""
+    mount = route("POST", MOUNT)
+    assert policy().challenge(ORIGIN, mount) == (
+        f'Bearer realm="{REALM}",service="registry.example",scope="{MOUNT_SCOPE}"')
+    assert policy().challenge(ORIGIN, mount, insufficient=True) == (
+        f'Bearer realm="{REALM}",service="registry.example",scope="{MOUNT_SCOPE}",error="insufficient_scope"')
+    assert policy("basic").challenge(ORIGIN, mount) == 'Basic realm="basic-realm"'
+
+
+def test_no_credentials_for_a_mount_names_the_need_that_failed_and_challenges_for_both() -> None:
+    closed_source = Access(push=Rule(anyone=True), repositories=(RepositoryRule("secret/**", pull=Rule(users=True)),))
+    err = policy(access=closed_source).no_credentials(route("POST", MOUNT), ORIGIN)
+    assert (err.status, err.code) == (401, "UNAUTHORIZED")
+    assert "pull secret/base" in err.message and "any registered user" in err.message
+    assert err.headers["WWW-Authenticate"].endswith(f',scope="{MOUNT_SCOPE}"')
+    plain = policy().no_credentials(route("POST", MOUNT), ORIGIN)  # push is what fails by default
+    assert "push team/app" in plain.message and "group pusher" in plain.message
+
+
 def test_insufficient_scope_is_appended_last() -> None:
     value = policy().challenge(ORIGIN, route("PUT", "/v2/a/manifests/x"), insufficient=True)
     assert value == (f'Bearer realm="{REALM}",service="registry.example",scope="repository:a:pull,push",'
@@ -80,23 +104,23 @@ def test_insufficient_scope_is_appended_last() -> None:
 
 def test_anonymous_ok_for_open_reads_never_for_the_ping_or_writes() -> None:
     p = policy()
-    assert p.anonymous_ok(route("GET", "/v2/a/manifests/x"))
-    assert p.anonymous_ok(route("GET", "/v2/_catalog"))
-    assert not p.anonymous_ok(route("GET", "/v2/"))  # the ping is where a login is checked
-    assert not p.anonymous_ok(route("PUT", "/v2/a/manifests/x"))
-    assert not policy(access=Access(pull=Rule(users=True))).anonymous_ok(route("GET", "/v2/a/manifests/x"))
+    assert p.anonymous_ok(route("GET", "/v2/a/manifests/x"), ORIGIN)
+    assert p.anonymous_ok(route("GET", "/v2/_catalog"), ORIGIN)
+    assert not p.anonymous_ok(route("GET", "/v2/"), ORIGIN)  # the ping is where a login is checked
+    assert not p.anonymous_ok(route("PUT", "/v2/a/manifests/x"), ORIGIN)
+    assert not policy(access=Access(pull=Rule(users=True))).anonymous_ok(route("GET", "/v2/a/manifests/x"), ORIGIN)
 
 
 def test_a_mount_needs_pull_on_its_source_too() -> None:
     mount = route("POST", f"/v2/team/app/blobs/uploads/?mount={DIGEST}&from=secret/base")
     assert Policy.needs(mount) == [(Action.PUSH, "team/app"), (Action.PULL, "secret/base")]
     open_push = Access(push=Rule(anyone=True))
-    assert policy(access=open_push).anonymous_ok(mount)  # push and pull are both open to anyone
+    assert policy(access=open_push).anonymous_ok(mount, ORIGIN)  # push and pull are both open to anyone
     closed_source = Access(push=Rule(anyone=True), repositories=(RepositoryRule("secret/**", pull=Rule(users=True)),))
     p = policy(access=closed_source)
-    assert not p.anonymous_ok(mount)  # push on team/app is open, but pull on the source needs a login
-    assert p.anonymous_ok(route("POST", "/v2/team/app/blobs/uploads/"))  # the same upload without the mount
-    assert p.anonymous_ok(route("POST", f"/v2/team/app/blobs/uploads/?mount={DIGEST}&from=public/base"))
+    assert not p.anonymous_ok(mount, ORIGIN)  # push on team/app is open, but pull on the source needs a login
+    assert p.anonymous_ok(route("POST", "/v2/team/app/blobs/uploads/"), ORIGIN)  # the same upload without the mount
+    assert p.anonymous_ok(route("POST", f"/v2/team/app/blobs/uploads/?mount={DIGEST}&from=public/base"), ORIGIN)
 
 
 # ------------------------------------------------------------------ refusals before anyone is identified
@@ -128,10 +152,10 @@ def test_invalid_credentials_say_how_to_recover() -> None:
 
 def test_judge_identity_allows_the_group_and_denies_naming_the_group() -> None:
     p = policy()
-    p.judge_identity(route("PUT", "/v2/a/manifests/x"), PUSHER)  # no exception: allowed
-    p.judge_identity(route("GET", "/v2/"), READER)  # the ping: any verified user
+    p.judge_identity(route("PUT", "/v2/a/manifests/x"), PUSHER, ORIGIN)  # no exception: allowed
+    p.judge_identity(route("GET", "/v2/"), READER, ORIGIN)  # the ping: any verified user
     with pytest.raises(ProxyError) as info:
-        p.judge_identity(route("PUT", "/v2/a/manifests/x"), READER)
+        p.judge_identity(route("PUT", "/v2/a/manifests/x"), READER, ORIGIN)
     err = info.value
     assert (err.status, err.code) == (403, "DENIED")
     assert err.message == "push on a denied: user 'reader' is not a member of group pusher"
@@ -142,7 +166,7 @@ def test_judge_identity_denies_a_mount_for_the_source() -> None:
     p = policy(access=Access(pull=Rule.of_groups(["readers"])))
     mount = route("POST", f"/v2/team/app/blobs/uploads/?mount={DIGEST}&from=secret/base")
     with pytest.raises(ProxyError) as info:
-        p.judge_identity(mount, PUSHER)
+        p.judge_identity(mount, PUSHER, ORIGIN)
     assert info.value.status == 403 and "pull on secret/base" in info.value.message
     assert "readers" in info.value.message
 

@@ -179,15 +179,15 @@ def test_writes_only_reach_the_allowed_groups(
     who: Identity | None, pull: Rule, push: Rule, delete: Rule, action: Action, repository: str | None
 ) -> None:
     access = Access(pull=pull, push=push, delete=delete)
-    verdict = decide(access, who, action, repository)
+    verdict = decide(access, who, action, repository, "")
     rule = push if action is Action.PUSH else delete
     if verdict is Verdict.ALLOW:
         assert repository is not None  # nothing writes to the catalog
         assert rule.anyone or (who is not None and (rule.users or rule.groups & who.groups))
     else:
         assert verdict is (Verdict.UNAUTHENTICATED if who is None else Verdict.FORBIDDEN)
-    granted = access.grant(who, repository or "a", list(Action))
-    assert (action in granted) is rule.allows(who)
+    granted = access.grant(who, repository or "a", list(Action), "")
+    assert (action in granted) is rule.allows(who, "")
 
 
 # ------------------------------------------------------------------ round trips: what is valid survives junk

@@ -31,7 +31,11 @@ ACCESS = Access(
     ("team-a/*", "team-a/x/y", False),
     ("team-a/**", "team-a/x", True),
     ("team-a/**", "team-a/x/y/z", True),
-    ("team-a/**", "team-a", False),
+    ("team-a/**", "team-a", True),  # a namespace rule governs the repository named like it
+    ("team-a/**", "team-ab", False),
+    ("team-a/**", "team-", False),
+    ("a/b/**", "a/b", True),
+    ("a/b/**", "a", False),
     ("team-a/**", "team-ab/x", False),
     ("**/app", "app", True),
     ("**/app", "a/b/app", True),
@@ -67,17 +71,26 @@ def test_first_match_wins_and_unset_actions_fall_back_to_the_default() -> None:
 
 
 def test_decisions_per_repository() -> None:
-    assert ACCESS.allowed(TEAM_A, Action.PUSH, "team-a/x")
-    assert not ACCESS.allowed(TEAM_A, Action.PUSH, "team-b/x")
-    assert not ACCESS.allowed(PUSHER, Action.PUSH, "team-a/x")
-    assert ACCESS.allowed(PUSHER, Action.PUSH, "team-b/x")
-    assert not ACCESS.allowed(None, Action.PULL, "private/db")
-    assert ACCESS.allowed(READER, Action.PULL, "private/db")
+    assert ACCESS.allowed(TEAM_A, Action.PUSH, "team-a/x", "")
+    assert not ACCESS.allowed(TEAM_A, Action.PUSH, "team-b/x", "")
+    assert not ACCESS.allowed(PUSHER, Action.PUSH, "team-a/x", "")
+    assert ACCESS.allowed(PUSHER, Action.PUSH, "team-b/x", "")
+    assert not ACCESS.allowed(None, Action.PULL, "private/db", "")
+    assert ACCESS.allowed(READER, Action.PULL, "private/db", "")
+
+
+def test_a_namespace_rule_governs_the_repository_named_like_the_namespace() -> None:
+    """``team-a/**`` used to miss ``team-a`` itself: the default rule then let any pusher write there."""
+    assert ACCESS.rule(Action.PUSH, "team-a") == Rule.of_groups(["team-a"])
+    assert ACCESS.allowed(TEAM_A, Action.PUSH, "team-a", "")
+    assert not ACCESS.allowed(PUSHER, Action.PUSH, "team-a", "")
+    assert not ACCESS.allowed(None, Action.PULL, "private", "")
+    assert ACCESS.rule(Action.PUSH, "team-ab") == Rule.of_groups(["pusher"])  # a longer name is not in it
 
 
 def test_token_grants_use_the_same_rules() -> None:
     scopes = parse_scopes(["repository:team-a/x:pull,push repository:team-b/x:pull,push"])
-    grants = {g.name: g.actions for g in grant_scopes(ACCESS, TEAM_A, scopes)}
+    grants = {g.name: g.actions for g in grant_scopes(ACCESS, TEAM_A, scopes, "")}
     assert grants == {"team-a/x": ("pull", "push"), "team-b/x": ("pull",)}
-    anon = {g.name: g.actions for g in grant_scopes(ACCESS, None, parse_scopes(["repository:private/db:pull"]))}
+    anon = {g.name: g.actions for g in grant_scopes(ACCESS, None, parse_scopes(["repository:private/db:pull"]), "")}
     assert anon == {"private/db": ()}

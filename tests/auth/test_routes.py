@@ -207,25 +207,56 @@ def test_name_length_limit_is_255() -> None:
         parse_route("GET", f"/v2/{longest}x/tags/list")
 
 
+BAD_REFERENCES = ["-tag", ".tag", "t" * 129, "sha256:short", "ta:g", "x#y"]
+BAD_DIGESTS = ["latest", "sha256:" + "a" * 31, "SHA256:" + "a" * 64]
+UNPARSABLE_DIGESTS = ["sha256:" + "a" * 31, "sha256:totallywrong"]  # the registry's blob route takes these
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
 @pytest.mark.parametrize(
     ("path", "code"),
     [
-        ("/v2/a/manifests/-tag", "TAG_INVALID"),
-        ("/v2/a/manifests/.tag", "TAG_INVALID"),
-        ("/v2/a/manifests/" + "t" * 129, "TAG_INVALID"),
-        ("/v2/a/manifests/sha256:short", "TAG_INVALID"),
-        ("/v2/a/manifests/ta:g", "TAG_INVALID"),
-        ("/v2/a/manifests/x#y", "TAG_INVALID"),
-        ("/v2/a/blobs/latest", "DIGEST_INVALID"),
-        ("/v2/a/blobs/sha256:" + "a" * 31, "DIGEST_INVALID"),
-        ("/v2/a/blobs/SHA256:" + "a" * 64, "DIGEST_INVALID"),
-        ("/v2/a/referrers/latest", "DIGEST_INVALID"),
+        *((f"/v2/a/manifests/{ref}", "MANIFEST_UNKNOWN") for ref in BAD_REFERENCES),
+        *((f"/v2/a/blobs/{digest}", "BLOB_UNKNOWN") for digest in BAD_DIGESTS if digest not in UNPARSABLE_DIGESTS),
+        *((f"/v2/a/referrers/{digest}", "MANIFEST_UNKNOWN") for digest in BAD_DIGESTS),
     ],
 )
-def test_bad_references_are_400(path: str, code: str) -> None:
+def test_a_read_of_a_bad_reference_is_404_unknown(method: str, path: str, code: str) -> None:
+    """What cannot exist is "unknown", as the registry answers a read of it; it is still never forwarded."""
     with pytest.raises(ProxyError) as info:
-        parse_route("GET", path)
+        parse_route(method, path)
+    assert (info.value.status, info.value.code) == (404, code)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "code"),
+    [
+        *(("PUT", f"/v2/a/manifests/{ref}", "DIGEST_INVALID" if ":" in ref else "TAG_INVALID")
+          for ref in BAD_REFERENCES),
+        *(("DELETE", f"/v2/a/manifests/{ref}", "DIGEST_INVALID" if ":" in ref else "TAG_INVALID")
+          for ref in BAD_REFERENCES),
+        *(("DELETE", f"/v2/a/blobs/{digest}", "DIGEST_INVALID") for digest in BAD_DIGESTS),
+    ],
+)
+def test_a_write_of_a_bad_reference_stays_400_invalid(method: str, path: str, code: str) -> None:
+    with pytest.raises(ProxyError) as info:
+        parse_route(method, path)
     assert (info.value.status, info.value.code) == (400, code)
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize("digest", UNPARSABLE_DIGESTS)
+def test_a_blob_read_of_an_unparsable_digest_is_400_as_the_registry_says(method: str, digest: str) -> None:
+    with pytest.raises(ProxyError) as info:
+        parse_route(method, f"/v2/a/blobs/{digest}")
+    assert (info.value.status, info.value.code) == (400, "DIGEST_INVALID")
+
+
+def test_a_bad_name_is_400_even_for_a_read() -> None:
+    """Only the reference turned into 404: a name that can never be valid is still NAME_INVALID."""
+    with pytest.raises(ProxyError) as info:
+        parse_route("GET", "/v2/A/manifests/-tag")
+    assert (info.value.status, info.value.code) == (400, "NAME_INVALID")
 
 
 def test_tag_of_128_characters_is_fine() -> None:

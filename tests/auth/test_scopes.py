@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
 
-from auth.access import Access, Action, Identity, Rule
+from auth.access import Access, Action, Identity, RepositoryRule, Rule
 from auth.scopes import Scope, ScopeError, grant_scopes, parse_scope, parse_scopes, repository_actions
 
 ANON = None
@@ -83,8 +85,9 @@ def test_repository_actions() -> None:
 # ------------------------------------------------------------------ grants
 
 
-def granted(access: Access, who: Identity | None, *texts: str) -> dict[tuple[str, str], tuple[str, ...]]:
-    return {(g.type, g.name): g.actions for g in grant_scopes(access, who, parse_scopes(texts))}
+def granted(access: Access, who: Identity | None, *texts: str,
+            address: str = "") -> dict[tuple[str, str], tuple[str, ...]]:
+    return {(g.type, g.name): g.actions for g in grant_scopes(access, who, parse_scopes(texts), address)}
 
 
 @pytest.mark.parametrize(
@@ -130,3 +133,17 @@ def test_pull_restricted_to_users() -> None:
     access = Access(pull=Rule(users=True))
     assert granted(access, ANON, "repository:a:pull,push") == {("repository", "a"): ()}
     assert granted(access, READER, "repository:a:pull,push") == {("repository", "a"): ("pull",)}
+
+
+def test_grants_are_narrowed_by_the_clients_network() -> None:
+    ten = (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("2001:db8::/32"))
+    access = Access(push=Rule(groups=frozenset({"pusher"}), networks=ten), catalog=Rule(anyone=True, networks=ten),
+                    repositories=(RepositoryRule("internal/**", pull=Rule(anyone=True, networks=ten)),))
+    texts = ("repository:a:pull,push", "repository:internal/x:pull", "registry:catalog:*")
+    inside = {("repository", "a"): ("pull", "push"), ("repository", "internal/x"): ("pull",),
+              ("registry", "catalog"): ("*",)}
+    outside = {("repository", "a"): ("pull",), ("repository", "internal/x"): (), ("registry", "catalog"): ()}
+    for address in ("10.1.2.3", "::ffff:10.1.2.3", "2001:db8::9"):
+        assert granted(access, PUSHER, *texts, address=address) == inside
+    for address in ("192.0.2.1", "", "not-an-ip", "2001:db9::1"):
+        assert granted(access, PUSHER, *texts, address=address) == outside
