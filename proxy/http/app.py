@@ -17,13 +17,17 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from auth.access import Action
-from auth.decision import Origin
+from auth.clientaddr import forwarded_client
 from auth.errors import ProxyError
+from auth.hosts import public_origin
+from auth.routes import judge_body_type
 from proxy.config import Config
+from proxy.http.catalog import serve_catalog
 from proxy.http.errors import add_api_version, json_http_errors, render
 from proxy.http.forward import ClientGone, forward
-from proxy.http.keys import LIVE, ROUTE, STATS, USER
-from proxy.http.runtime import Live, Stats, build_runtime, new_session
+from proxy.http.keys import CLIENT, LIVE, RATES, ROUTE, STATS, USER
+from proxy.http.ratelimit import RequestRates
+from proxy.http.runtime import Live, Runtime, Stats, build_runtime, new_session
 from proxy.http.token_endpoint import handle_token
 
 __all__ = ["create_app", "handle"]
@@ -39,6 +43,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
     stats.requests_in_flight += 1
     stats.writes_in_flight += write
     try:
+        # first, before any work: the same address the policy judges (see client_address)
+        request.app[RATES].check(client_address(request, request.app[LIVE].runtime), stats)
         return await _serve(request)
     except ProxyError as err:
         return render(err)
@@ -49,7 +55,9 @@ async def handle(request: web.Request) -> web.StreamResponse:
 
 async def _serve(request: web.Request) -> web.StreamResponse:
     runtime = request.app[LIVE].runtime
-    origin = Origin(request.scheme, request.host, request.remote or "")  # remote: the TCP peer, not a header
+    origin = public_origin(request.scheme, request.headers.getall("Host", []), client_address(request, runtime),
+                           runtime.config.public_url)
+    request[CLIENT] = origin.client_ip
     route = runtime.router.parse(request.method, request.raw_path)
     request[ROUTE] = route
     if route.is_token:
@@ -57,12 +65,15 @@ async def _serve(request: web.Request) -> web.StreamResponse:
         if user:
             request[USER] = user
         return response
+    judge_body_type(request.method, request.headers.getall("Content-Type", []))
     if route.action is not Action.PULL and runtime.maintenance.active():
         raise runtime.maintenance.refusal()  # before auth: cheaper, and says why at once
-    user = await runtime.gate.check(route, request.headers.getall("Authorization", []), origin)
-    if user:
-        request[USER] = user
+    who = await runtime.gate.check(route, request.headers.getall("Authorization", []), origin)
+    if who is not None:
+        request[USER] = who.name
     try:
+        if route.kind == "catalog" and request.method == "GET":
+            return await serve_catalog(request, runtime, who, origin)
         return await forward(request, runtime.upstream, origin)
     except ClientGone:
         if request.transport is not None:
@@ -70,10 +81,27 @@ async def _serve(request: web.Request) -> web.StreamResponse:
         return web.Response(status=499)
 
 
+def client_address(request: web.Request, runtime: Runtime) -> str:
+    """The client the policy, the throttle and the access log use.
+
+    The TCP peer, which is already the PROXY header's client when
+    ``proxy_protocol`` is on (``proxy.server.listener``). Only when that peer
+    is one of ``trusted_proxies`` is ``X-Forwarded-For`` read, and then only
+    its rightmost untrusted hop (``auth.clientaddr``): anything a client
+    writes there itself is never believed.
+    """
+    peer = request.remote or ""
+    trusted = runtime.config.trusted_proxies
+    if not trusted:
+        return peer
+    return forwarded_client(peer, request.headers.getall("X-Forwarded-For", []), trusted)
+
+
 def create_app(config: Config) -> web.Application:
     """The public app; its runtime is built at start-up (and rebuilt by a reload) by ``build_runtime``."""
     app = web.Application(client_max_size=MAX_FORM, middlewares=[json_http_errors])
     app[STATS] = Stats()
+    app[RATES] = RequestRates(config.limits)
     app.cleanup_ctx.append(_runtime_context(config))
     app.on_response_prepare.append(add_api_version)
     app.router.add_route("*", "/{tail:.*}", handle)

@@ -7,14 +7,26 @@ apart: before the response starts, a backend that cannot be reached
 that does not answer within ``timeouts.read`` a 504; after it starts, the
 client connection is aborted so a truncated body is never mistaken for a
 complete one.
+
+Two limits keep slow clients from holding the proxy hostage. A client that
+takes none of a response for ``limits.send_timeout`` seconds is cut off
+(:class:`SendWatch`), which frees its connection slot and its backend
+connection. And backend requests hold one of ``limits.max_connections``
+slots: the pool is sized to the client limit, so it cannot run out first,
+and if a slot is still not free within :data:`POOL_WAIT` the answer is a
+503 naming the proxy, never a 502/504 blaming a backend that was never asked.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+import struct
+import termios
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 
 import aiohttp
 from aiohttp import web
@@ -22,15 +34,19 @@ from yarl import URL
 
 from auth.decision import Origin
 from auth.errors import ProxyError
+from proxy.http.backend_health import BackendHealth
 from proxy.http.headers import downstream_headers, upstream_headers
 
-__all__ = ["CHUNK", "ClientGone", "Upstream", "forward"]
+__all__ = ["CHUNK", "POOL_WAIT", "ClientGone", "SendWatch", "Upstream", "forward"]
 
 log = logging.getLogger(__name__)
 
 CHUNK = 256 * 1024
 # Headers aiohttp's client would add on its own; the backend must see only the client's.
 SKIP_AUTO = frozenset({"User-Agent", "Accept", "Accept-Encoding", "Content-Type"})
+POOL_WAIT = 1.0  # seconds a request may wait for a backend slot; then 503, at once rather than after connect
+POLL = 1.0  # the longest gap between two looks at a blocked client's progress (shorter for short timeouts)
+TIOCOUTQ = getattr(termios, "TIOCOUTQ", None)  # Linux's SIOCOUTQ: bytes the peer has not acknowledged yet
 
 
 @dataclass(frozen=True)
@@ -38,10 +54,108 @@ class Upstream:
     session: aiohttp.ClientSession
     origin: str  # e.g. http://127.0.0.1:5000
     body_timeout: float = 60.0  # an upload that sends nothing for this long is aborted
+    send_timeout: float = 60.0  # a client that takes none of a response for this long is cut off
+    pool: int = 1024  # backend requests at once (limits.max_connections)
+    _slots: asyncio.Semaphore = field(init=False, repr=False, compare=False)
+    health: BackendHealth = field(init=False, repr=False, compare=False)  # logs outages once
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_slots", asyncio.Semaphore(self.pool))
+        object.__setattr__(self, "health", BackendHealth(self.origin))
+
+    @asynccontextmanager
+    async def slot(self, request: web.Request, client: str) -> AsyncIterator[None]:
+        """Hold one backend slot for a request and its whole response; 503 if none frees up in time."""
+        try:
+            async with asyncio.timeout(POOL_WAIT):
+                await self._slots.acquire()
+        except TimeoutError:
+            log.warning("all %d backend slots busy for %gs: %s %s from %s answered 503 (proxy busy, not "
+                        "the backend's fault)", self.pool, POOL_WAIT, request.method, request.path, client or "-")
+            raise ProxyError(503, "UNAVAILABLE", "this proxy is busy: all its connections to the registry are "
+                             "in use; try again shortly", {"Retry-After": "1"}) from None
+        try:
+            yield
+        finally:
+            self._slots.release()
 
 
 class ClientGone(Exception):
     """The client went away mid-transfer: not the backend's fault, not a 502."""
+
+
+class SendWatch:
+    """Cuts a client off once it has taken none of a response for ``timeout`` seconds.
+
+    ``await response.write()`` blocks while the socket is full, so "no
+    progress" cannot be a timeout around each write: one 256 KiB chunk takes
+    a 64 KiB/s reader four seconds, and the kernel's send buffer (megabytes,
+    auto-tuned) frees up in bursts long after the client read. Progress is
+    measured where it happens instead: while a write waits, a timer looks
+    every ``poll`` seconds at the bytes not yet taken by the client (our
+    transport's buffer plus the kernel's unacknowledged queue); any decrease
+    is progress. Only a client that takes nothing for ``timeout`` seconds is
+    cut: the transport is aborted, the blocked write fails, the caller
+    releases the backend connection.
+    """
+
+    def __init__(self, transport: asyncio.Transport, timeout: float, client: str, what: str) -> None:
+        self.timeout = timeout
+        self.client = client  # for the log line: it names the client, not the backend
+        self.what = what
+        self._transport = transport
+        self._fd = _fileno(transport)
+        self._loop = asyncio.get_running_loop()
+        self._poll = min(POLL, timeout / 4)
+        self._writing = False
+        self._last: int | None = None
+        self._since = 0.0
+        self._timer = self._loop.call_later(self._poll, self._check)
+
+    async def send(self, write: Awaitable[None]) -> None:
+        """Await one write under the watch; the start of a write counts as progress (the last one drained)."""
+        self._writing, self._last, self._since = True, None, self._loop.time()
+        try:
+            await write
+        finally:
+            self._writing = False
+
+    def close(self) -> None:
+        self._timer.cancel()
+
+    def _unsent(self) -> int:
+        size = self._transport.get_write_buffer_size()
+        if self._fd >= 0 and TIOCOUTQ is not None:
+            try:
+                size += struct.unpack("i", fcntl.ioctl(self._fd, TIOCOUTQ, b"\0\0\0\0"))[0]
+            except OSError:
+                self._fd = -1  # not a TCP socket after all: the buffer alone will do
+        return size
+
+    def _check(self) -> None:
+        if self._transport.is_closing():
+            return
+        if self._writing:
+            now = self._loop.time()
+            unsent = self._unsent()
+            if self._last is not None and unsent < self._last:
+                self._since = now
+            self._last = unsent
+            if now - self._since >= self.timeout:
+                # logged here: the handler may be cancelled by the abort (aiohttp's handler_cancellation)
+                log.warning("client %s took nothing of %s for %gs (limits.send_timeout): connection closed",
+                            self.client or "-", self.what, self.timeout)
+                self._transport.abort()
+                return
+        self._timer = self._loop.call_later(self._poll, self._check)
+
+
+def _fileno(transport: asyncio.Transport) -> int:
+    sock = transport.get_extra_info("socket")  # TLS transports hand out the TCP socket below them
+    try:
+        return int(sock.fileno()) if sock is not None else -1
+    except (OSError, ValueError):
+        return -1
 
 
 async def _request_body(request: web.Request, stall: float) -> AsyncIterator[bytes]:
@@ -73,61 +187,69 @@ async def forward(request: web.Request, upstream: Upstream, origin: Origin) -> w
         client_ip=origin.client_ip,
         content_length=request.content_length,
     )
-    body = _request_body(request, upstream.body_timeout) if request.body_exists else None
     url = URL(upstream.origin + request.raw_path, encoded=True)
-    try:
-        backend = await upstream.session.request(
-            request.method,
-            url,
-            headers=headers,
-            data=body,
-            allow_redirects=False,
-            skip_auto_headers=SKIP_AUTO,
-        )
-    except ClientGone:
-        raise
-    except aiohttp.ConnectionTimeoutError as exc:  # before TimeoutError: it is one, but means unreachable
-        raise _unreachable(upstream, exc) from None
-    except TimeoutError:
-        log.warning("backend %s did not answer %s %s in time", upstream.origin, request.method, request.path)
-        raise ProxyError(504, "UNAVAILABLE", "the registry behind this proxy did not answer in time") from None
-    except aiohttp.ClientError as exc:
-        if request.transport is None or request.transport.is_closing() or _caused_by_client(exc):
-            raise ClientGone("client left or stalled during the upload") from exc
-        raise _unreachable(upstream, exc) from None
-    async with backend:
-        return await _relay(request, backend, upstream.origin, f"{origin.scheme}://{origin.host}")
+    async with upstream.slot(request, origin.client_ip):
+        body = _request_body(request, upstream.body_timeout) if request.body_exists else None
+        try:
+            backend = await upstream.session.request(
+                request.method,
+                url,
+                headers=headers,
+                data=body,
+                allow_redirects=False,
+                skip_auto_headers=SKIP_AUTO,
+            )
+        except ClientGone:
+            raise
+        except aiohttp.ConnectionTimeoutError as exc:  # before TimeoutError: it is one, but means unreachable
+            raise _unreachable(upstream, exc, request) from None
+        except TimeoutError:
+            # logged once per outage by the upstream's health, per request at DEBUG
+            upstream.health.silent(upstream.session.timeout.sock_read, f"{request.method} {request.path}")
+            raise ProxyError(504, "UNAVAILABLE", "the registry behind this proxy did not answer in time") from None
+        except aiohttp.ClientError as exc:
+            if request.transport is None or request.transport.is_closing() or _caused_by_client(exc):
+                raise ClientGone("client left or stalled during the upload") from exc
+            raise _unreachable(upstream, exc, request) from None
+        upstream.health.answered()  # logs "reachable again" once after an outage
+        async with backend:
+            return await _relay(request, backend, upstream, origin)
 
 
-def _unreachable(upstream: Upstream, exc: BaseException) -> ProxyError:
-    log.warning("backend %s unreachable: %s", upstream.origin, exc.__class__.__name__)
+def _unreachable(upstream: Upstream, exc: BaseException, request: web.Request) -> ProxyError:
+    upstream.health.unreachable(exc, f"{request.method} {request.path}")  # one WARNING per outage, with errno
     return ProxyError(502, "UNAVAILABLE", "the registry behind this proxy is unreachable; try again later")
 
 
 async def _relay(
-    request: web.Request, backend: aiohttp.ClientResponse, backend_origin: str, public_origin: str
+    request: web.Request, backend: aiohttp.ClientResponse, upstream: Upstream, origin: Origin
 ) -> web.StreamResponse:
     response = web.StreamResponse(
         status=backend.status,
         reason=backend.reason,
-        headers=downstream_headers(backend.headers, backend_origin=backend_origin, public_origin=public_origin),
+        headers=downstream_headers(backend.headers, backend_origin=upstream.origin,
+                                   public_origin=f"{origin.scheme}://{origin.host}"),
     )
     if backend.content_length is not None:
         response.content_length = backend.content_length
+    watch: SendWatch | None = None
     try:
         await response.prepare(request)
-        if request.method == "HEAD":
+        if request.method == "HEAD" or request.transport is None:
             return response
+        watch = SendWatch(request.transport, upstream.send_timeout, origin.client_ip,
+                          f"{request.method} {request.path}")
         async for chunk in backend.content.iter_chunked(CHUNK):
-            await response.write(chunk)
+            await watch.send(response.write(chunk))
+        await watch.send(response.write_eof())
     except (ConnectionError, aiohttp.ClientConnectionResetError):
-        _abort(request)  # the client left; nothing to tell it
-        return response
+        _abort(request)  # the client left or was cut off (SendWatch logged it); nothing to tell it
     except (TimeoutError, aiohttp.ClientError) as exc:
         log.warning("backend stream for %s %s broke: %s", request.method, request.path, exc.__class__.__name__)
         _abort(request)
-        return response
-    await response.write_eof()
+    finally:
+        if watch is not None:
+            watch.close()
     return response
 
 

@@ -8,13 +8,14 @@ tokens. Every judgement and every refusal text comes from
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from auth.access import Identity
 from auth.credentials import Basic, Bearer, Invalid, is_empty_basic, parse_authorization
 from auth.decision import Origin, Policy, valid_claims
 from auth.routes import Route
-from auth.throttle import LoginThrottle
+from auth.throttle import Blocked, LoginThrottle
 from auth.tokens import TokenAuthority
 from auth.userfiles.store import UserStore
 from proxy.http.verify import Verifier
@@ -47,13 +48,20 @@ class Gate:
         self.throttle = throttle
         self.stats = stats
 
-    async def check(self, route: Route, authorization: list[str], origin: Origin) -> str | None:
-        """The user name (None if anonymous) when the request may go on; else raises ProxyError."""
+    async def check(self, route: Route, authorization: list[str], origin: Origin) -> Identity | None:
+        """Who is asking (None if anonymous) when the request may go on; else raises ProxyError.
+
+        The catalog is open to anonymous callers by default but filtered by
+        the caller's pull rights, so credentials sent with it are checked.
+        """
         policy = self.policy
-        if policy.anonymous_ok(route):
+        anonymous_ok = policy.anonymous_ok(route, origin)
+        if anonymous_ok and route.kind != "catalog":
             return None
         creds = parse_authorization(authorization)
-        if creds is None or is_empty_basic(creds):
+        if creds is None or is_empty_basic(creds):  # podman's ``Basic Og==`` is no credentials
+            if anonymous_ok:
+                return None
             raise policy.no_credentials(route, origin)
         if isinstance(creds, Invalid):
             raise policy.malformed(creds.reason, route, origin)
@@ -63,21 +71,40 @@ class Gate:
                 raise policy.invalid_token(route, origin)
             claims, identity = verified
             policy.judge_claims(route, claims, identity, origin)
-            return claims.subject or None
+            return identity
         identity = await self.login(creds, origin, route)
-        policy.judge_identity(route, identity)
-        return identity.name
+        policy.judge_identity(route, identity, origin)
+        return identity
 
     async def login(self, creds: Basic, origin: Origin, route: Route | None = None) -> Identity:
-        """Check a password; throttled per client IP and user name before any bcrypt runs."""
-        if self.throttle is not None:
-            blocked = self.throttle.blocked(origin.client_ip, creds.user)
-            if blocked is not None:
-                self.stats.throttle()
-                raise self.policy.throttled(blocked)
-        identity = await self.verifier.verify(creds.user, creds.password)
+        """Check a password; a throttle slot is reserved before any bcrypt runs and resolved after.
+
+        The reservation counts this check as in flight at once (no await in
+        between), so concurrent guesses cannot all slip past a counter that
+        is only written when bcrypt answers. Anything but a verified
+        identity, including a check abandoned mid-way, counts as a failure:
+        the password may well have been checked.
+        """
+        throttle = self.throttle
+        if throttle is None:
+            identity = await self.verifier.verify(creds.user, creds.password)
+            if identity is None:
+                raise self.policy.invalid_credentials(origin, route)
+            return identity
+        slot = throttle.reserve(origin.client_ip, creds.user)
+        if isinstance(slot, Blocked):
+            self.stats.throttle()
+            raise self.policy.throttled(slot)
+        identity = None
+        try:
+            if slot.delay > 0:  # this user failed from many addresses: slow every check, refuse none
+                await asyncio.sleep(slot.delay)
+            identity = await self.verifier.verify(creds.user, creds.password)
+        finally:
+            if identity is None:
+                throttle.failed(slot)
+            else:
+                throttle.succeeded(slot)
         if identity is None:
-            if self.throttle is not None:
-                self.throttle.failure(origin.client_ip, creds.user)
             raise self.policy.invalid_credentials(origin, route)
         return identity

@@ -14,12 +14,15 @@ from aiohttp import web
 from auth.routes import Route
 
 if TYPE_CHECKING:
+    from proxy.http.ratelimit import RequestRates
     from proxy.http.runtime import Live, Stats
 
-__all__ = ["LIVE", "ROUTE", "STATS", "USER"]
+__all__ = ["CLIENT", "LIVE", "RATES", "ROUTE", "STATS", "USER"]
 
 LIVE: web.AppKey[Live] = web.AppKey("live")  # the runtime in force; replaced whole on reload
 STATS: web.AppKey[Stats] = web.AppKey("stats")  # counters that outlive reloads
+RATES: web.AppKey[RequestRates] = web.AppKey("rates")  # limits.requests_per_second buckets (restart-only)
 
 ROUTE: web.RequestKey[Route] = web.RequestKey("route")  # what the request was judged to be
 USER: web.RequestKey[str] = web.RequestKey("user")  # the verified user, never what the client claimed
+CLIENT: web.RequestKey[str] = web.RequestKey("client")  # the client address the policy judged (see Origin)

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 import aiohttp
 
 from auth.decision import Policy
+from auth.keys import read_token_key
 from auth.routes import Router
 from auth.throttle import LoginThrottle
 from auth.tokens import TokenAuthority, new_key
@@ -33,7 +33,7 @@ __all__ = ["REFRESH_TTL", "Live", "Runtime", "Stats", "build_runtime", "load_tok
 log = logging.getLogger(__name__)
 
 REFRESH_TTL = 24 * 3600
-BACKEND_POOL = 256
+BACKEND_SPARE = 8  # backend connections beyond max_connections: the admin readiness probe
 READ_BUFSIZE = 256 * 1024
 
 
@@ -44,6 +44,7 @@ class Stats:
     requests_in_flight: int = 0
     writes_in_flight: int = 0  # what ``gc`` waits to reach 0
     throttled: int = 0  # requests refused by login throttling
+    rate_limited: int = 0  # requests refused by limits.requests_per_second
 
     def throttle(self) -> None:
         self.throttled += 1
@@ -69,25 +70,33 @@ class Live:
 
 
 def load_token_key(config: Config) -> bytes:
+    """The shared key from ``auth.token.secret_file``, judged by ``auth.keys`` (ValueError if not random).
+
+    ``check-config`` calls the same ``read_token_key``, so it refuses exactly
+    the keys ``serve`` and a reload refuse (a placeholder, a pattern, text).
+    """
     path = config.auth.token.secret_file
     if path is None:
         log.warning("auth.token.secret_file is not set: using a random key; tokens die with this "
                     "process and replicas will not accept each other's tokens (share a secret_file)")
         return new_key()
-    key = Path(path).read_bytes().strip()
-    if len(key) < 32:
-        raise ValueError(f"{path}: token key must be at least 32 bytes (use `head -c 48 /dev/urandom "
-                         "| base64 > FILE`)")
-    return key
+    return read_token_key(path)
 
 
 def new_session(config: Config) -> aiohttp.ClientSession:
-    """The backend connection pool: keep-alive, bytes untouched, no cookies, no decompression."""
+    """The backend connection pool: keep-alive, bytes untouched, no cookies, no decompression.
+
+    Sized to the client limit: every client connection may have one backend
+    request at a time (the forwarder's slots, ``Upstream.pool``), so the pool
+    cannot run out before the connection limit does, and a wait here is
+    never mistaken for a backend that does not connect (``timeouts.connect``).
+    """
     timeout = aiohttp.ClientTimeout(
         total=None, connect=config.timeouts.connect, sock_connect=config.timeouts.connect,
         sock_read=config.timeouts.read,
     )
-    connector = aiohttp.TCPConnector(limit=BACKEND_POOL, keepalive_timeout=30, ttl_dns_cache=60)
+    connector = aiohttp.TCPConnector(limit=config.limits.max_connections + BACKEND_SPARE, keepalive_timeout=30,
+                                     ttl_dns_cache=60)
     return aiohttp.ClientSession(
         connector=connector, timeout=timeout, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(),
         read_bufsize=READ_BUFSIZE,
@@ -118,16 +127,20 @@ def build_runtime(config: Config, session: aiohttp.ClientSession, stats: Stats,
         key = previous.token_key
     else:
         key = load_token_key(config)
-    if previous is not None and _unchanged(previous, config, "auth.htpasswd", "auth.groups", "auth.cache_ttl"):
+    if previous is not None and _unchanged(previous, config, "auth.htpasswd", "auth.groups", "auth.robots",
+                                           "auth.cache_ttl"):
         store, verifier = previous.gate.store, previous.gate.verifier
     else:
-        store = UserStore(config.auth.htpasswd, config.auth.groups, cache_ttl=config.auth.cache_ttl)
+        store = UserStore(config.auth.htpasswd, config.auth.groups, cache_ttl=config.auth.cache_ttl,
+                          robots=config.auth.robots)
         verifier = Verifier(store)
     throttle: LoginThrottle | None
     if previous is not None and _unchanged(previous, config, "throttle"):
         throttle = previous.gate.throttle  # a reload must not forgive failed logins
     elif config.throttle.enabled:
-        throttle = LoginThrottle(config.throttle.failures, config.throttle.window)
+        t = config.throttle
+        throttle = LoginThrottle(t.failures, t.window, failures_per_ip=t.failures_per_ip, slow_after=t.slow_after,
+                                 max_delay=t.max_delay)
     else:
         throttle = None
     tok = config.auth.token
@@ -143,8 +156,9 @@ def build_runtime(config: Config, session: aiohttp.ClientSession, stats: Stats,
         stats=stats,
     )
     # the backend and its limits are restart-only: a reload keeps the pool
-    upstream = previous.upstream if previous is not None else Upstream(session, config.backend,
-                                                                        config.limits.body_timeout)
+    upstream = previous.upstream if previous is not None else Upstream(
+        session, config.backend, body_timeout=config.limits.body_timeout,
+        send_timeout=config.limits.send_timeout, pool=config.limits.max_connections)
     if previous is not None and _unchanged(previous, config, "maintenance_file"):
         maintenance = previous.maintenance
     else:

@@ -13,6 +13,7 @@ import hashlib
 from concurrent.futures import ThreadPoolExecutor
 
 from auth.access import Identity
+from auth.userfiles.robots import ROBOT_PREFIX
 from auth.userfiles.store import UserStore
 
 __all__ = ["Verifier"]
@@ -25,6 +26,8 @@ class Verifier:
         self._inflight: dict[bytes, asyncio.Future[Identity | None]] = {}
 
     async def verify(self, user: str, password: str) -> Identity | None:
+        if user.startswith(ROBOT_PREFIX):  # one SHA-256: checked right here, no thread hop
+            return self.store.verify_robot(user, password)
         found = self.store.cached(user, password)
         if found is not None:
             return found

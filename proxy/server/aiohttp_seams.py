@@ -4,15 +4,23 @@ aiohttp has no hook for three things the proxy needs on the public
 listener, so they are built in here, at construction, never patched into
 live objects:
 
-* **JSON for parser refusals.** aiohttp's parser rejects an unknown or
-  lowercase method (``FOO``, ``delete``) and malformed framing with a
-  text/plain 400 before any handler runs. :meth:`GuardedHandler.handle_error`
-  answers the registry's JSON error instead (a 405 for a method), rendered
-  by the same function as every other proxy-made answer.
-* **A connection cap** (``limits.max_connections``): a connection over the
-  cap gets a 503 and is closed before aiohttp ever sees it. For TLS the
-  protocol sees a connection only once the handshake is done; handshakes in
-  progress are bounded by asyncio's handshake timeout and the backlog.
+* **JSON for parser refusals, echoing nothing.** aiohttp's parser rejects an
+  unknown or lowercase method (``FOO``, ``delete``) and malformed framing
+  with a text/plain 400 that quotes the offending line (an ``Authorization``
+  header with one bad byte came back verbatim) and logs it with a traceback.
+  :meth:`GuardedHandler.handle_error` answers the registry's JSON error with
+  a fixed message instead (a 405 for a method), rendered by the same function
+  as every other proxy-made answer, and logs one line without the bytes.
+* **Connection caps** (``limits.max_connections`` in all,
+  ``limits.max_connections_per_ip`` per client address): a connection over
+  either gets a 503 and is closed before aiohttp ever sees it. For TLS the
+  protocol sees a connection only once the handshake is done, so slots are
+  taken after it; a handshake in progress is bounded by
+  ``ssl_handshake_timeout`` (``limits.header_timeout``): a client that never
+  finishes TLS is dropped then.
+  The address is the real client's: with ``proxy_protocol`` on, the one its
+  header named (``proxy.server.listener``). Peers in ``trusted_proxies`` (L7
+  fronts carrying many clients) are held by the global cap only.
 * **A request-head timeout** (``limits.header_timeout``, slowloris): a head
   must be complete within this many seconds from the connection's start,
   or, on a kept-alive connection, from the first byte of the next head;
@@ -22,7 +30,11 @@ live objects:
 How: :class:`GuardedSite` is a :class:`aiohttp.web.BaseSite` whose listening
 socket builds :class:`GuardedHandler` (a :class:`aiohttp.web.RequestHandler`
 subclass) for every connection, with the same options the runner's server
-has. Everything used is public API except the names in :data:`PRIVATE`,
+has. With TLS or ``proxy_protocol`` the listening socket is
+:class:`~proxy.server.listener.PreTLSListener`, which reads what comes
+before the handshake: a PROXY header, or plain HTTP sent to the TLS port
+(answered with a text 400 instead of an empty reply). Everything used is
+public API except the names in :data:`PRIVATE`,
 which ``tests/proxy/server/test_aiohttp_contract.py`` checks against the
 lowest and the highest aiohttp of the pin in CI.
 """
@@ -32,87 +44,86 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-import time
 from typing import Any
 
 from aiohttp import web
-from aiohttp.http_exceptions import BadHttpMethod, HttpProcessingError
+from aiohttp.http_exceptions import BadHttpMethod, HttpProcessingError, LineTooLong
 
+from auth.access import Network
 from auth.errors import ProxyError
 from auth.routes import API_METHODS
 from proxy.config import Limits, format_host_port
 from proxy.http.errors import render, render_bytes
+from proxy.server.guard import ConnectionGuard
+from proxy.server.listener import ClientTransport, PreTLSListener
+from proxy.server.proxy_protocol import Client
 
 __all__ = ["OUR_ATTRIBUTES", "PRIVATE", "ConnectionGuard", "GuardedHandler", "GuardedSite"]
 
 log = logging.getLogger(__name__)
 
-OUR_ATTRIBUTES = ("_guard", "_admitted", "_head_timer", "_finished")  # must not collide with aiohttp's slots
+# our attributes on the handler: they must not collide with aiohttp's slots
+OUR_ATTRIBUTES = ("_guard", "_admitted", "_head_timer", "_finished", "_client", "_address")
 PRIVATE = {
     "aiohttp.web.RequestHandler._request_count": "incremented by data_received() once per parsed request head "
                                                  "(a parser error counts too): how we know a head completed",
 }
-REFUSAL_LOG_INTERVAL = 10.0
-
-BUSY = render_bytes(ProxyError(503, "UNAVAILABLE", "too many connections to this proxy; try again shortly",
-                               {"Retry-After": "1"}))
+REFUSED_LINGER = 1.0  # seconds a refused connection stays open for its 503 to be read
 SLOW_HEAD = render_bytes(ProxyError(408, "UNSUPPORTED", "the request head took too long to arrive; "
                                     "connection closed"))
 
 
-class ConnectionGuard:
-    """One listener's connection count against ``limits.max_connections``, and its rate-limited log line."""
-
-    def __init__(self, limits: Limits) -> None:
-        self.limits = limits
-        self.open = 0
-        self.refused = 0
-        self._last_log = float("-inf")
-
-    def admit(self) -> bool:
-        if self.open >= self.limits.max_connections:
-            self.refused += 1
-            now = time.monotonic()
-            if now - self._last_log >= REFUSAL_LOG_INTERVAL:
-                self._last_log = now
-                log.warning("max_connections (%d) reached: refusing new connections (%d refused so far)",
-                            self.limits.max_connections, self.refused)
-            return False
-        self.open += 1
-        return True
-
-    def release(self) -> None:
-        self.open -= 1
-
-
 class GuardedHandler(web.RequestHandler):
-    """aiohttp's per-connection protocol plus the cap, the head timer and JSON parser errors."""
+    """aiohttp's per-connection protocol plus the caps, the head timer and JSON parser errors.
+
+    ``client`` is the address a PROXY header named; the transport aiohttp is
+    given then reports it as ``peername`` (:class:`ClientTransport`).
+    """
 
     def __init__(self, manager: web.Server, *, guard: ConnectionGuard, loop: asyncio.AbstractEventLoop,
-                 **kwargs: Any) -> None:
+                 client: Client | None = None, **kwargs: Any) -> None:
         super().__init__(manager, loop=loop, **kwargs)
         self._guard = guard
+        self._client = client  # named by a PROXY header: this is the peer, not the balancer
+        self._address = ""
         self._admitted = False
         self._head_timer: asyncio.TimerHandle | None = None
         self._finished = 0  # requests whose response was sent (log_access ran)
 
     # -- connection ----------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if not self._guard.admit():
-            assert isinstance(transport, asyncio.WriteTransport)
-            transport.write(BUSY)
-            transport.close()  # after the buffered answer is flushed; aiohttp never saw this connection
+        assert isinstance(transport, asyncio.Transport)
+        if self._client is not None:
+            transport = ClientTransport(transport, self._client)
+        peer = transport.get_extra_info("peername")
+        self._address = str(peer[0]) if isinstance(peer, (tuple, list)) and peer else ""
+        refusal = self._guard.admit(self._address)
+        if refusal is not None:
+            self._refuse(transport, refusal)  # aiohttp never sees this connection
             return
         self._admitted = True
         super().connection_made(transport)
         self._arm_head_timer()
 
+    def _refuse(self, transport: asyncio.Transport, answer: bytes) -> None:
+        """Write the 503, then close once the client has closed or after ``REFUSED_LINGER``.
+
+        Closing at once with the client's request unread makes the kernel
+        send a reset, which can destroy the answer before the client reads it.
+        """
+        transport.write(answer)
+        if transport.can_write_eof():
+            transport.write_eof()
+        # the head timer is never armed on a refused connection: its slot holds the linger
+        self._head_timer = asyncio.get_running_loop().call_later(REFUSED_LINGER, transport.close)
+
     def connection_lost(self, exc: BaseException | None) -> None:
         if not self._admitted:
+            self._cancel_head_timer()  # the refusal's linger
             return
         self._admitted = False
         self._cancel_head_timer()
-        self._guard.release()
+        self._guard.release(self._address)
         super().connection_lost(exc)
 
     # -- the request-head timer -------------------------------------------------------
@@ -122,7 +133,7 @@ class GuardedHandler(web.RequestHandler):
 
     def data_received(self, data: bytes) -> None:
         if not self._admitted:
-            return  # refused at the cap: bytes already on their way are dropped, never parsed
+            return  # refused at a cap: bytes already on their way are dropped, never parsed
         if data and self._head_timer is None and not self._pending():
             self._arm_head_timer()  # the first bytes of the next head on a kept-alive connection
         heads = self._request_count
@@ -149,8 +160,7 @@ class GuardedHandler(web.RequestHandler):
         transport = self.transport
         if self._pending() or transport is None:
             return
-        peer = transport.get_extra_info("peername")
-        log.warning("%s: request head not complete within %gs; closed", peer[0] if peer else "-",
+        log.warning("%s: request head not complete within %gs; closed", self._address or "-",
                     self._guard.limits.header_timeout)
         if not transport.is_closing():
             transport.write(SLOW_HEAD)
@@ -159,14 +169,30 @@ class GuardedHandler(web.RequestHandler):
     # -- parser refusals ----------------------------------------------------------------
     def handle_error(self, request: web.BaseRequest, status: int = 500, exc: BaseException | None = None,
                      message: str | None = None) -> web.StreamResponse:
-        super().handle_error(request, status, exc, message)  # logs; raises if a response already started
+        if isinstance(exc, HttpProcessingError) and status < 500:
+            return self._malformed(request, status, exc)
+        super().handle_error(request, status, exc, message)  # logs our bug; raises if a response already started
+        response = render(ProxyError(status, "UNKNOWN", "internal error in the proxy"))
+        response.force_close()
+        return response
+
+    def _malformed(self, request: web.BaseRequest, status: int, exc: HttpProcessingError) -> web.StreamResponse:
+        """The parser refused the request: a fixed answer, and one log line that quotes nothing.
+
+        aiohttp's own message (and its log line) contain the offending bytes,
+        which may be a password, a token or a cookie: neither is used.
+        """
+        if request.writer.output_size > 0:  # as aiohttp: an answer already started cannot be replaced
+            raise ConnectionError("a response was already sent; cannot answer the parser error")
         if isinstance(exc, BadHttpMethod):
             err = ProxyError(405, "UNSUPPORTED", "unknown method; the registry API uses GET, HEAD, POST, PUT, "
                              "PATCH and DELETE (upper case)", {"Allow": API_METHODS})
-        elif isinstance(exc, HttpProcessingError) and status < 500:
-            err = ProxyError(status, "UNSUPPORTED", f"malformed request: {exc.message}")
+        elif isinstance(exc, LineTooLong):
+            err = ProxyError(status, "UNSUPPORTED", "request line or header too long")
         else:
-            err = ProxyError(status, "UNKNOWN", "internal error in the proxy")
+            err = ProxyError(status, "UNSUPPORTED", "malformed HTTP request")
+        log.info("%s: %s (%s); answered %d and closed", self._address or "-", err.message.partition(";")[0],
+                    type(exc).__name__, err.status)
         response = render(err)
         response.force_close()
         return response
@@ -176,37 +202,57 @@ class GuardedSite(web.BaseSite):
     """A TCP (or TLS) listener whose connections are :class:`GuardedHandler` s.
 
     ``handler_options`` are the keyword arguments of ``RequestHandler``; give
-    the runner the same ones, so its server and our handlers agree.
+    the runner the same ones, so its server and our handlers agree. With TLS
+    or ``proxy_protocol`` (the trusted balancers' networks) the listener is
+    :class:`~proxy.server.listener.PreTLSListener` (it peeks before TLS), for
+    plain HTTP asyncio's own.
     """
 
     def __init__(self, runner: web.BaseRunner, host: str, port: int, *, limits: Limits,
                  handler_options: dict[str, Any], ssl_context: ssl.SSLContext | None = None,
-                 backlog: int = 1024) -> None:
+                 backlog: int = 1024, proxy_protocol: tuple[Network, ...] = (),
+                 trusted_proxies: tuple[Network, ...] = ()) -> None:
         super().__init__(runner, ssl_context=ssl_context, backlog=backlog)
         server = runner.server
         assert server is not None  # BaseSite refuses a runner that is not set up
         self.host, self.port, self.backlog = host, port, backlog
         self.tls = ssl_context
-        self.guard = ConnectionGuard(limits)
+        self.limits = limits
+        self.proxy_protocol = proxy_protocol
+        self.guard = ConnectionGuard(limits, exempt=trusted_proxies)
         self._manager = server
         self._options = handler_options
-        self._listener: asyncio.Server | None = None
+        self._listener: asyncio.Server | PreTLSListener | None = None
 
     @property
     def name(self) -> str:
         return f"{'https' if self.tls else 'http'}://{format_host_port(self.host, self.port)}"
 
-    def _protocol(self) -> GuardedHandler:
-        return GuardedHandler(self._manager, guard=self.guard, loop=asyncio.get_running_loop(), **self._options)
+    def _protocol(self, client: Client | None = None) -> GuardedHandler:
+        return GuardedHandler(self._manager, guard=self.guard, loop=asyncio.get_running_loop(), client=client,
+                              **self._options)
 
     async def start(self) -> None:
         await super().start()  # registers the site with its runner
-        self._listener = await asyncio.get_running_loop().create_server(
-            self._protocol, self.host, self.port, ssl=self.tls, backlog=self.backlog)
-        if self.port == 0 and self._listener.sockets:  # an ephemeral port (tests): say which one
-            self.port = self._listener.sockets[0].getsockname()[1]
+        if self.proxy_protocol or self.tls:
+            listener = PreTLSListener(self._protocol, trusted=self.proxy_protocol, ssl_context=self.tls,
+                                      header_timeout=self.limits.header_timeout,
+                                      max_pending=self.limits.max_connections)
+            await listener.start(self.host, self.port, self.backlog)
+            self._listener = listener
+            sockets = [sock.getsockname() for sock in listener.sockets]
+        else:  # plain HTTP (behind a TLS-terminating proxy): nothing to look at before the protocol
+            server = await asyncio.get_running_loop().create_server(
+                self._protocol, self.host, self.port, backlog=self.backlog)
+            self._listener = server
+            sockets = [sock.getsockname() for sock in server.sockets]
+        if self.port == 0 and sockets:  # an ephemeral port (tests): say which one
+            self.port = sockets[0][1]
 
     async def stop(self) -> None:
-        if self._listener is not None:
-            self._listener.close()  # stop accepting; connections in flight are the runner's to drain
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()  # stop accepting; connections in flight are the runner's to drain
+            if isinstance(listener, PreTLSListener):
+                await listener.wait_closed()  # only its accept loops and header reads, never the drain
         await super().stop()

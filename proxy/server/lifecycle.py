@@ -26,6 +26,7 @@ from proxy.http import create_app
 from proxy.http.keys import STATS
 from proxy.observability.accesslog import AccessSink, access_log, make_access_logger
 from proxy.observability.admin import start_admin
+from proxy.observability.bodybytes import count_body_bytes
 from proxy.observability.metrics import Metrics
 from proxy.server.aiohttp_seams import GuardedSite
 from proxy.server.reload import on_sighup
@@ -72,6 +73,7 @@ async def serve(config: Config) -> None:
     try:
         async with contextlib.AsyncExitStack() as stack:
             app = create_app(config)
+            count_body_bytes(app)  # body bytes for the access log and sent_bytes (before the app freezes)
             metrics = Metrics(app[STATS])
             sink = AccessSink(config.log.file) if config.log.access else None
             if sink is not None:
@@ -85,10 +87,14 @@ async def serve(config: Config) -> None:
             await runner.setup()  # the app's start-up builds the runtime (token key, user files, backend pool)
             site = GuardedSite(runner, config.listen_host, config.listen_port, limits=config.limits,
                                handler_options=options, ssl_context=tls.listening if tls else None,
-                               backlog=BACKLOG)
+                               backlog=BACKLOG, proxy_protocol=config.proxy_protocol.trusted,
+                               trusted_proxies=config.trusted_proxies)
             await site.start()
             log.info("listening on %s://%s, forwarding /v2 to %s (%s challenge)",
                      "https" if tls else "http", config.listen, config.backend, config.auth.challenge)
+            if config.proxy_protocol.trusted:
+                log.info("PROXY protocol required from %s (and refused from anywhere else)",
+                         ", ".join(map(str, config.proxy_protocol.trusted)))
             stop = asyncio.Event()
             loop.add_signal_handler(signal.SIGTERM, stop.set)
             loop.add_signal_handler(signal.SIGINT, stop.set)

@@ -4,7 +4,9 @@ Policy and auth (``access``, ``auth``, ``throttle``, ``maintenance_file``)
 take effect for the next request: a new runtime is built by the same
 function as at start-up (``proxy.http.build_runtime``) and swapped in whole.
 What is bound at start-up (``listen``, ``tls`` paths, ``backend``, ``admin``,
-``limits``, ``timeouts``, ``log``) is reported as needing a restart. A config
+``limits``, ``timeouts``, ``log``, and the listener's ``proxy_protocol`` and
+``trusted_proxies``, which decide whose address a connection has before any
+request) is reported as needing a restart. A config
 that does not load keeps the old one running and the log says why: a typo
 in a reload must not open or close the door.
 """
@@ -26,7 +28,8 @@ __all__ = ["RESTART_ONLY", "on_sighup", "reload_config", "restart_needed"]
 
 log = logging.getLogger(__name__)
 
-RESTART_ONLY = ("listen_host", "listen_port", "tls", "backend", "admin", "limits", "timeouts", "log")
+RESTART_ONLY = ("listen_host", "listen_port", "tls", "backend", "admin", "limits", "timeouts", "log",
+                "proxy_protocol", "trusted_proxies")
 
 
 def restart_needed(old: Config, new: Config) -> list[str]:

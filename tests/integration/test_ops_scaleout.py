@@ -1,4 +1,10 @@
-"""Scale-out: three replicas behind a real HAProxy (round-robin, TLS passthrough), shared key and flag."""
+"""Scale-out: three replicas behind a real HAProxy (round-robin, TLS passthrough), shared key and flag.
+
+HAProxy sends PROXY v2 headers (``send-proxy-v2``) from 127.0.0.3, the one
+source the replicas trust for them, so each replica sees, logs and throttles
+the real client; test clients reaching a replica directly (127.0.0.1) are
+ordinary clients without a header.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +19,10 @@ import pytest
 from tests.support.clients import must
 from tests.support.haproxy import HAProxy
 from tests.support.httpclient import Client, basic
+from tests.support.rawhttp import BoundClient
 
 MARK = basic("mark", "pusherpwd")
+BALANCER = "127.0.0.3"
 
 
 @pytest.fixture
@@ -24,9 +32,12 @@ def cluster(proxy_factory, tmp_path: Path):
     key = shared / "token.key"
     key.write_text(base64.b64encode(os.urandom(48)).decode() + "\n")
     overrides = {"auth": {"token": {"secret_file": str(key), "service": "registry.example.org"}},
-                 "maintenance_file": str(shared / "maintenance")}
+                 "maintenance_file": str(shared / "maintenance"),
+                 "proxy_protocol": {"trusted": [f"{BALANCER}/32"]},
+                 "throttle": {"failures": 3, "window": 300}}
     replicas = [proxy_factory(overrides=overrides) for _ in range(3)]
-    lb = HAProxy(tmp_path / "haproxy", [(r.host, r.port) for r in replicas]).start()
+    lb = HAProxy(tmp_path / "haproxy", [(r.host, r.port) for r in replicas], send_proxy=True,
+                 source=BALANCER).start()
     yield replicas, lb, shared
     lb.stop()
 
@@ -74,7 +85,7 @@ def test_maintenance_set_once_affects_every_replica(cluster, tls_files):
 
     (shared / "maintenance").write_text("storage move\n")
     deadline = time.monotonic() + 15
-    while statuses() != [503, 503, 503]:
+    while statuses() != [423, 423, 423]:  # maintenance refuses writes with 423 DENIED
         assert time.monotonic() < deadline, statuses()
         time.sleep(0.1)
     assert all(c.request("GET", "/v2/_catalog").status == 200 for c in clients)
@@ -83,3 +94,41 @@ def test_maintenance_set_once_affects_every_replica(cluster, tls_files):
     while statuses() != [202, 202, 202]:
         assert time.monotonic() < deadline, statuses()
         time.sleep(0.1)
+
+
+def _lines_from(replica, address: str) -> list[str]:
+    return re.findall(rf"^{re.escape(address)} - .*$", replica.log_text(), re.M)
+
+
+def test_replicas_log_and_throttle_the_real_client_behind_haproxy(cluster, tls_files):
+    replicas, lb, _ = cluster
+    client = BoundClient(lb.url, tls_files.ca_cert, "127.0.0.2")
+    for _ in range(3):  # round-robin: one connection to each replica
+        assert client.request("GET", "/v2/", [("Authorization", MARK)]).status == 200
+    deadline = time.monotonic() + 15
+    while not all(_lines_from(r, "127.0.0.2") for r in replicas):
+        assert time.monotonic() < deadline, [r.log_tail(5) for r in replicas]
+        time.sleep(0.1)
+    for replica in replicas:
+        assert all(" - mark [" in line for line in _lines_from(replica, "127.0.0.2"))
+        assert not _lines_from(replica, BALANCER) and not _lines_from(replica, "127.0.0.1")
+
+    # failed logins from 127.0.0.2 are counted against 127.0.0.2 (throttle.failures: 3 per replica) ...
+    statuses = []
+    while 429 not in statuses:
+        assert len(statuses) < 20, statuses
+        statuses.append(client.request("GET", "/v2/", [("Authorization", basic("mark", "wrong"))]).status)
+    assert set(statuses) == {401, 429}
+    # ... not against HAProxy's address: another client, through the same balancer, logs in on every replica
+    other = BoundClient(lb.url, tls_files.ca_cert, "127.0.0.4")
+    assert [other.request("GET", "/v2/", [("Authorization", MARK)]).status for _ in range(3)] == [200] * 3
+    throttled = [line for r in replicas for line in _lines_from(r, "127.0.0.2") if '" 429 ' in line]
+    assert throttled, "the 429 was logged with the real client's address"
+
+
+def test_health_checks_with_local_headers_are_accepted_quietly(cluster):
+    replicas, lb, _ = cluster
+    time.sleep(1.5)  # HAProxy checks every 500 ms: connect, a v2 LOCAL header (no address), close
+    assert "is DOWN" not in lb.log_text()
+    for replica in replicas:
+        assert "proxy_protocol:" not in replica.log_text(), replica.log_tail(10)

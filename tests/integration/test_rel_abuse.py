@@ -20,7 +20,7 @@ UPLOAD = "/v2/abuse/x/blobs/uploads/"
 
 
 def test_brute_force_is_throttled_per_ip_and_per_user(proxy_factory, tls_files):
-    proxy = proxy_factory(challenge="basic", overrides={"throttle": {"failures": 5, "window": 4}})
+    proxy = proxy_factory(challenge="basic", overrides={"throttle": {"failures": 5, "failures_per_ip": 5, "window": 4}})
     attacker = BoundClient(proxy.url, tls_files.ca_cert, "127.0.0.2")
     other = BoundClient(proxy.url, tls_files.ca_cert, "127.0.0.1")
     for i in range(5):
@@ -41,7 +41,7 @@ def test_brute_force_is_throttled_per_ip_and_per_user(proxy_factory, tls_files):
     assert attacker.request("GET", "/v2/", [("Authorization", MARK)]).status == 429
     # anonymous pulls never touch the throttle
     assert attacker.request("GET", "/v2/_catalog").status == 200
-    # per user name: failures for "reader" from the other address lock that name everywhere
+    # per (address, user): failures for "reader" from the other address refuse reader from there
     for _ in range(5):
         assert other.request("GET", "/v2/", [("Authorization", basic("reader", "bad"))]).status == 401
     assert other.request("GET", "/v2/", [("Authorization", basic("reader", "readerpwd"))]).status == 429

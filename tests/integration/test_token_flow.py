@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import secrets
 import subprocess
 import sys
 import time
@@ -170,7 +171,7 @@ def test_password_and_group_changes_void_tokens(proxy, client):
 
 def test_replicas_share_tokens_only_with_a_shared_key(proxy_factory, tls_files, tmp_path):
     key = tmp_path / "token.key"
-    key.write_text(base64.b64encode(b"k" * 48).decode())
+    key.write_text(base64.b64encode(secrets.token_bytes(48)).decode())  # a pattern key is refused (auth.keys)
     shared = {"auth": {"token": {"secret_file": str(key), "service": "registry.test"}}}
     a, b = proxy_factory(overrides=shared), proxy_factory(overrides=shared)
     other = proxy_factory(overrides={"auth": {"token": {"service": "registry.test"}}})

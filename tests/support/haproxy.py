@@ -2,6 +2,10 @@
 
 TCP mode passes TLS through, so each replica terminates TLS itself, as in
 the scale-out the README describes; round-robin spreads client connections.
+``send_proxy=True`` adds ``send-proxy-v2`` (a PROXY v2 header before the
+client's bytes) and health checks (which then carry a LOCAL header);
+``source`` is the address HAProxy connects to the replicas from, so a test
+can tell the balancer (trusted) from direct clients on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -29,8 +33,11 @@ backend replicas
 
 
 class HAProxy:
-    def __init__(self, workdir: Path, backends: list[tuple[str, int]]) -> None:
+    def __init__(self, workdir: Path, backends: list[tuple[str, int]], *, send_proxy: bool = False,
+                 source: str | None = None) -> None:
         self.workdir = workdir
+        self.send_proxy = send_proxy
+        self.source = source
         self.port = free_port()
         self.config_path = workdir / "haproxy.cfg"
         self.log_path = workdir / "haproxy.log"
@@ -42,8 +49,17 @@ class HAProxy:
     def host_port(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def url(self) -> str:
+        return f"https://{self.host_port}"
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
     def start(self) -> HAProxy:
-        servers = "\n".join(f"    server r{i} {host}:{port}" for i, (host, port) in enumerate(self.backends))
+        options = "".join([" send-proxy-v2 check inter 500ms" if self.send_proxy else "",
+                           f" source {self.source}" if self.source else ""])
+        servers = "\n".join(f"    server r{i} {host}:{port}{options}" for i, (host, port) in enumerate(self.backends))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(CONFIG.format(port=self.port, servers=servers))
         with self.log_path.open("ab") as log:

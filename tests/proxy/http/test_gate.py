@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import ipaddress
 import os
 import subprocess
 from collections.abc import Callable, Iterator
@@ -75,8 +76,8 @@ class World:
     tokens: TokenAuthority
     make: Callable[..., Gate]
 
-    def token(self, who: Identity | None, *scopes: str, access: Access | None = None) -> list[str]:
-        grants = grant_scopes(access or Access(), who, parse_scopes(scopes))
+    def token(self, who: Identity | None, *scopes: str, access: Access | None = None, address: str = "") -> list[str]:
+        grants = grant_scopes(access or Access(), who, parse_scopes(scopes), address)
         fingerprint = self.store.snapshot().fingerprint(who.name) if who else ""
         return ["Bearer " + self.tokens.issue(who.name if who else "", grants, fingerprint).token]
 
@@ -134,8 +135,45 @@ async def refused(gate: Gate, method: str, path: str, authorization: list[str]) 
 async def test_anonymous_read_ignores_authorization(world: World, mode: str, authorization: list[str]) -> None:
     gate = world.make(mode)
     for method, path in [("GET", "/v2/a/manifests/latest"), ("HEAD", f"/v2/a/blobs/{DIGEST}"),
-                         ("GET", "/v2/a/tags/list"), ("GET", "/v2/_catalog")]:
+                         ("GET", "/v2/a/tags/list"), ("HEAD", "/v2/a/manifests/latest")]:
         assert await gate.check(parse_route(method, path), authorization, ORIGIN) is None
+    assert await gate.check(parse_route("GET", "/v2/_catalog"), [], ORIGIN) is None  # open, and nothing sent
+
+
+# ------------------------------------------------------------------ the catalog: open, but filtered by who asks
+
+
+@pytest.mark.parametrize("mode", ["bearer", "basic"])
+async def test_the_catalog_is_told_who_asks_when_credentials_are_sent(world: World, mode: str) -> None:
+    gate = world.make(mode)
+    catalog = parse_route("GET", "/v2/_catalog")
+    assert await gate.check(catalog, basic("mark", "pusherpwd"), ORIGIN) == world.identity("mark")
+    assert await gate.check(catalog, basic("reader", "readerpwd"), ORIGIN) == world.identity("reader")
+    token = world.token(world.identity("mark"), "registry:catalog:*")
+    assert await gate.check(catalog, token, ORIGIN) == world.identity("mark")
+    assert await gate.check(catalog, world.token(None, "registry:catalog:*"), ORIGIN) is None
+
+
+@pytest.mark.parametrize("mode", ["bearer", "basic"])
+@pytest.mark.parametrize(
+    "authorization",
+    [["Basic garbage!!"], ["Bearer not-a-token"], ["Bearer a b"], ["Digest x"],
+     ["Basic bWFyazpwdXNoZXJwd2Q=", "Basic eDp5"], basic("mark", "stale-password"), basic("ghost", "x")],
+)
+async def test_the_catalog_refuses_credentials_that_do_not_check_out(
+    world: World, mode: str, authorization: list[str]
+) -> None:
+    """A listing filtered by a wrong identity would be wrong either way: the client is told to log in again."""
+    refusal = await refused(world.make(mode), "GET", "/v2/_catalog", authorization)
+    assert (refusal.status, refusal.code) == (401, "UNAUTHORIZED")
+    assert "pusherpwd" not in refusal.message and "stale-password" not in refusal.message
+
+
+async def test_the_catalog_with_a_token_without_the_catalog_grant_asks_for_it(world: World) -> None:
+    refusal = await refused(world.make(), "GET", "/v2/_catalog", world.token(world.identity("mark"),
+                                                                             "repository:a:pull"))
+    assert refusal.status == 401
+    assert challenge(refusal) == f'{BEARER_PING},scope="registry:catalog:*",error="insufficient_scope"'
 
 
 # ------------------------------------------------------------------ ping
@@ -161,8 +199,9 @@ async def test_ping_without_credentials_challenges_basic_in_basic_mode(world: Wo
 @pytest.mark.parametrize("mode", ["bearer", "basic"])
 async def test_ping_with_valid_basic_is_that_user(world: World, mode: str) -> None:
     gate = world.make(mode)
-    assert await gate.check(parse_route("GET", "/v2/"), basic("mark", "pusherpwd"), ORIGIN) == "mark"
-    assert await gate.check(parse_route("GET", "/v2/"), basic("reader", "readerpwd"), ORIGIN) == "reader"
+    ping = parse_route("GET", "/v2/")
+    assert await gate.check(ping, basic("mark", "pusherpwd"), ORIGIN) == world.identity("mark")
+    assert await gate.check(ping, basic("reader", "readerpwd"), ORIGIN) == world.identity("reader")
 
 
 @pytest.mark.parametrize("mode", ["bearer", "basic"])
@@ -182,7 +221,8 @@ async def test_ping_with_malformed_header_is_401(world: World) -> None:
 async def test_ping_with_tokens(world: World) -> None:
     gate = world.make()
     route = parse_route("GET", "/v2/")
-    assert await gate.check(route, world.token(world.identity("mark"), "repository:a:pull"), ORIGIN) == "mark"
+    mark = world.identity("mark")
+    assert await gate.check(route, world.token(mark, "repository:a:pull"), ORIGIN) == mark
     assert await gate.check(route, world.token(None, "repository:a:pull"), ORIGIN) is None
     refusal = await refused(gate, "GET", "/v2/", ["Bearer nope"])
     assert refusal.status == 401 and challenge(refusal) == BEARER_PING
@@ -220,7 +260,7 @@ async def test_pusher_write_and_delete_allowed_with_basic(world: World) -> None:
     gate = world.make("basic")
     for method, path in [("PUT", "/v2/a/manifests/x"), ("POST", "/v2/a/blobs/uploads/"),
                          ("PATCH", "/v2/a/blobs/uploads/u-1"), ("DELETE", f"/v2/a/blobs/{DIGEST}")]:
-        assert await gate.check(parse_route(method, path), basic("mark", "pusherpwd"), ORIGIN) == "mark"
+        assert await gate.check(parse_route(method, path), basic("mark", "pusherpwd"), ORIGIN) == world.identity("mark")
 
 
 async def test_write_with_wrong_password_is_401(world: World) -> None:
@@ -241,10 +281,11 @@ async def test_restricted_catalog(world: World) -> None:
     assert refusal.status == 401 and challenge(refusal) == f'{BEARER_PING},scope="registry:catalog:*"'
     denied = await refused(gate, "GET", "/v2/_catalog", basic("reader", "readerpwd"))
     assert denied.status == 403
-    assert await gate.check(parse_route("GET", "/v2/_catalog"), basic("mark", "pusherpwd"), ORIGIN) == "mark"
+    catalog = parse_route("GET", "/v2/_catalog")
+    assert await gate.check(catalog, basic("mark", "pusherpwd"), ORIGIN) == world.identity("mark")
     restricted = Access(catalog=Rule.of_groups(["pusher"]))
     token = world.token(world.identity("mark"), "registry:catalog:*", access=restricted)
-    assert await gate.check(parse_route("GET", "/v2/_catalog"), token, ORIGIN) == "mark"
+    assert await gate.check(parse_route("GET", "/v2/_catalog"), token, ORIGIN) == world.identity("mark")
 
 
 # ------------------------------------------------------------------ writes with tokens
@@ -252,7 +293,7 @@ async def test_restricted_catalog(world: World) -> None:
 
 async def test_token_with_push_allows_the_write(world: World) -> None:
     token = world.token(world.identity("mark"), "repository:a:pull,push")
-    assert await world.make().check(parse_route("PUT", "/v2/a/manifests/x"), token, ORIGIN) == "mark"
+    assert await world.make().check(parse_route("PUT", "/v2/a/manifests/x"), token, ORIGIN) == world.identity("mark")
 
 
 async def test_token_lacking_push_is_401_insufficient_scope(world: World) -> None:
@@ -280,7 +321,7 @@ async def test_token_of_a_user_whose_password_changed_is_refused(world: World) -
     gate = world.make()
     token = world.token(world.identity("mark"), "repository:a:pull,push")
     route = parse_route("PUT", "/v2/a/manifests/x")
-    assert await gate.check(route, token, ORIGIN) == "mark"
+    assert await gate.check(route, token, ORIGIN) == world.identity("mark")
     apache(world.htpasswd, "mark", "a-new-password")
     world.reload()
     refusal = await refused(gate, "PUT", "/v2/a/manifests/x", token)
@@ -301,7 +342,7 @@ async def test_token_of_a_user_removed_from_the_group_is_refused(world: World) -
 async def test_refresh_token_is_not_an_access_token(world: World) -> None:
     gate = world.make()
     who = world.identity("mark")
-    refresh = gate.refresh_tokens.issue("mark", grant_scopes(Access(), who, parse_scopes(["repository:a:push"])),
+    refresh = gate.refresh_tokens.issue("mark", grant_scopes(Access(), who, parse_scopes(["repository:a:push"]), ""),
                                         world.store.snapshot().fingerprint("mark"))
     refusal = await refused(gate, "PUT", "/v2/a/manifests/x", ["Bearer " + refresh.token])
     assert refusal.status == 401
@@ -319,8 +360,8 @@ async def test_mount_needs_pull_on_from_with_basic(world: World) -> None:
     assert (refusal.status, refusal.code) == (403, "DENIED")
     assert "pull on secret/base" in refusal.message
     plain_upload = parse_route("POST", "/v2/team/app/blobs/uploads/")
-    assert await gate.check(plain_upload, basic("mark", "pusherpwd"), ORIGIN) == "mark"
-    assert await gate.check(parse_route("POST", MOUNT), basic("both", "bothpwd"), ORIGIN) == "both"
+    assert await gate.check(plain_upload, basic("mark", "pusherpwd"), ORIGIN) == world.identity("mark")
+    assert await gate.check(parse_route("POST", MOUNT), basic("both", "bothpwd"), ORIGIN) == world.identity("both")
 
 
 async def test_mount_needs_pull_on_from_with_tokens(world: World) -> None:
@@ -331,7 +372,7 @@ async def test_mount_needs_pull_on_from_with_tokens(world: World) -> None:
     assert refusal.status == 401 and 'error="insufficient_scope"' in (challenge(refusal) or "")
     with_pull = world.token(both, "repository:team/app:pull,push", "repository:secret/base:pull",
                             access=PULL_RESTRICTED)
-    assert await gate.check(parse_route("POST", MOUNT), with_pull, ORIGIN) == "both"
+    assert await gate.check(parse_route("POST", MOUNT), with_pull, ORIGIN) == world.identity("both")
     mark = world.identity("mark")  # asks for pull on the source, is narrowed away: still refused
     narrowed = world.token(mark, "repository:team/app:pull,push", "repository:secret/base:pull",
                            access=PULL_RESTRICTED)
@@ -341,15 +382,67 @@ async def test_mount_needs_pull_on_from_with_tokens(world: World) -> None:
 async def test_anonymous_mount_is_401_even_when_pull_is_open(world: World) -> None:
     refusal = await refused(world.make(), "POST", MOUNT, [])
     assert refusal.status == 401
-    assert await world.make().check(parse_route("POST", MOUNT), basic("mark", "pusherpwd"), ORIGIN) == "mark"
+    mount = parse_route("POST", MOUNT)
+    assert await world.make().check(mount, basic("mark", "pusherpwd"), ORIGIN) == world.identity("mark")
 
 
 async def test_anonymous_read_is_401_when_pull_needs_a_login(world: World) -> None:
     gate = world.make(access=Access(pull=Rule(users=True)))
     refusal = await refused(gate, "GET", "/v2/a/manifests/x", [])
     assert challenge(refusal) == f'{BEARER_PING},scope="repository:a:pull"'
-    assert await gate.check(parse_route("GET", "/v2/a/manifests/x"), basic("reader", "readerpwd"), ORIGIN) == "reader"
+    read = parse_route("GET", "/v2/a/manifests/x")
+    assert await gate.check(read, basic("reader", "readerpwd"), ORIGIN) == world.identity("reader")
     assert (await refused(gate, "GET", "/v2/a/manifests/x", basic("reader", "bad"))).status == 401
+
+
+# ------------------------------------------------------------------ the policy in force, and the client's network
+
+TEN = (ipaddress.ip_network("10.0.0.0/8"),)
+INSIDE = Origin("https", "registry.example:5043", "10.0.0.5")
+OUTSIDE = Origin("https", "registry.example:5043", "192.0.2.1")
+
+
+async def test_a_token_issued_before_the_policy_tightened_opens_nothing(world: World) -> None:
+    token = world.token(world.identity("mark"), "repository:a:pull,push")  # issued under the default rules
+    put = parse_route("PUT", "/v2/a/manifests/x")
+    assert await world.make().check(put, token, ORIGIN) == world.identity("mark")
+    tightened = world.make(access=Access(push=Rule.of_groups(["admins"])))  # what a reload puts in force
+    refusal = await refused(tightened, "PUT", "/v2/a/manifests/x", token)
+    assert refusal.status == 401
+    assert challenge(refusal) == f'{BEARER_PING},scope="repository:a:pull,push",error="insufficient_scope"'
+    assert "group admins" in refusal.message
+    assert await tightened.check(parse_route("GET", "/v2/a/manifests/x"), token, ORIGIN) is None  # pull: still open
+
+
+async def test_the_right_user_from_the_wrong_network_is_403_with_basic_and_tokens(world: World) -> None:
+    access = Access(pull=Rule(users=True, networks=TEN), push=Rule(groups=frozenset({"pusher"}), networks=TEN))
+    put = parse_route("PUT", "/v2/a/manifests/x")
+    for mode in ("basic", "bearer"):
+        gate = world.make(mode, access=access)
+        assert await gate.check(put, basic("mark", "pusherpwd"), INSIDE) == world.identity("mark")
+        mapped = Origin("https", "registry.example:5043", "::ffff:10.0.0.5")
+        assert await gate.check(put, basic("mark", "pusherpwd"), mapped) == world.identity("mark")
+        with pytest.raises(ProxyError) as info:
+            await gate.check(put, basic("mark", "pusherpwd"), OUTSIDE)
+        assert (info.value.status, info.value.code) == (403, "DENIED") and challenge(info.value) is None
+        assert "192.0.2.1" in info.value.message and "10.0.0.0/8" in info.value.message
+    inside_token = world.token(world.identity("mark"), "repository:a:pull,push", access=access,
+                               address=INSIDE.client_ip)
+    gate = world.make(access=access)
+    assert await gate.check(put, inside_token, INSIDE) == world.identity("mark")
+    with pytest.raises(ProxyError) as info:  # the same token carried elsewhere
+        await gate.check(put, inside_token, OUTSIDE)
+    assert (info.value.status, challenge(info.value)) == (403, None)
+
+
+async def test_anonymous_from_the_wrong_network_is_403_not_a_challenge(world: World) -> None:
+    gate = world.make(access=Access(pull=Rule(anyone=True, networks=TEN)))
+    read = parse_route("GET", "/v2/a/manifests/x")
+    assert await gate.check(read, [], INSIDE) is None
+    for authorization in ([], ["Basic Og=="]):
+        with pytest.raises(ProxyError) as info:
+            await gate.check(read, authorization, OUTSIDE)
+        assert (info.value.status, info.value.code, challenge(info.value)) == (403, "DENIED", None)
 
 
 # ------------------------------------------------------------------ throttling in the Gate (from test_rel_throttle)
@@ -389,9 +482,9 @@ def gate(tmp_path: Path):  # type: ignore[no-untyped-def]
 async def test_gate_refuses_with_429_before_bcrypt(gate: Gate) -> None:
     route = parse_route("POST", "/v2/a/blobs/uploads/")
     attacker, user = Origin("https", "h", "10.0.0.9"), Origin("https", "h", "10.0.0.1")
-    for _ in range(3):
+    for _ in range(3):  # the (address, user) limit: 3 wrong passwords for mark from one address
         with pytest.raises(ProxyError) as info:
-            await gate.check(route, _auth("nobody", "guess"), attacker)
+            await gate.check(route, _auth("mark", "guess"), attacker)
         assert info.value.status == 401
     calls = gate.verifier.calls  # type: ignore[attr-defined]
     with pytest.raises(ProxyError) as info:
@@ -401,7 +494,8 @@ async def test_gate_refuses_with_429_before_bcrypt(gate: Gate) -> None:
     assert refusal.headers.get("Retry-After") is not None and 1 <= int(refusal.headers["Retry-After"]) <= 300
     assert gate.verifier.calls == calls  # type: ignore[attr-defined]  # no bcrypt for a refused attempt
     assert gate.stats.throttled == 1
-    assert await gate.check(route, _auth("mark", "pw"), user) == "mark"  # another address is unaffected
+    mark = Identity("mark", frozenset({"pusher"}))
+    assert await gate.check(route, _auth("mark", "pw"), user) == mark  # another address is unaffected
 
 
 # ------------------------------------------------------------------ the whole decision (from test_rel_fuzz)
@@ -450,6 +544,8 @@ group_rules = st.frozensets(st.sampled_from(GROUPS), max_size=2).map(Rule.of_gro
 @given(methods, paths, credentials, group_rules, group_rules, st.sampled_from(["basic", "bearer"]))
 @example("PUT", "/v2/a/manifests/x", ["Bearer x.y.z"], Rule.of_groups(["pusher"]), Rule(), "bearer")
 @example("POST", "/token", [], Rule.of_groups(["pusher"]), Rule(), "bearer")
+@example("PUT", "/v2/a/manifests/x", ["Basic " + base64.b64encode(b"mark:pw").decode()], Rule.of_groups(["pusher"]),
+         Rule(), "basic")  # an allowed write: the branch below must run at least once
 def test_no_write_outside_the_allowed_groups_and_only_v2_is_forwarded(
     method: str, path: str, authorization: list[str], push: Rule, delete: Rule, mode: str
 ) -> None:
@@ -474,5 +570,6 @@ def test_no_write_outside_the_allowed_groups_and_only_v2_is_forwarded(
         return
     if route.action in (Action.PUSH, Action.DELETE):  # an allowed write
         rule = push if route.action is Action.PUSH else delete
-        assert user is not None and USERS[user] & rule.groups, (method, path, user)
+        assert user is not None and USERS[user.name] & rule.groups, (method, path, user)
+        assert user.groups == USERS[user.name]  # the identity the verifier vouched for, not what was claimed
         assert route.name is not None

@@ -14,7 +14,7 @@ import inspect
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.http_exceptions import BadHttpMethod, HttpProcessingError
+from aiohttp.http_exceptions import BadHttpMethod, HttpProcessingError, LineTooLong
 
 from proxy.server.aiohttp_seams import OUR_ATTRIBUTES, PRIVATE, GuardedHandler, GuardedSite
 
@@ -60,7 +60,9 @@ def test_our_attributes_do_not_collide_with_aiohttp_slots() -> None:
 
 def test_parser_exceptions_we_translate() -> None:
     assert issubclass(BadHttpMethod, HttpProcessingError)
+    assert issubclass(LineTooLong, HttpProcessingError)
     assert "message" in inspect.signature(HttpProcessingError.__init__).parameters
+    assert isinstance(inspect.getattr_static(web.BaseRequest, "writer"), property)
 
 
 class _Transport(asyncio.Transport):
@@ -79,7 +81,7 @@ class _Transport(asyncio.Transport):
         return self.closed
 
     def get_extra_info(self, name: str, default: object = None) -> object:
-        return default
+        return ("192.0.2.7", 40000) if name == "peername" else default
 
 
 async def test_request_count_counts_parsed_heads_one_per_request() -> None:
@@ -120,3 +122,21 @@ def test_version_is_within_the_pin() -> None:
 @pytest.mark.parametrize("name", ["connections"])
 def test_server_public_attributes(name: str) -> None:
     assert isinstance(inspect.getattr_static(web.Server, name), property)
+
+
+async def test_request_remote_is_the_transports_peername() -> None:
+    """PROXY protocol support rests on this public path: the transport's ``peername`` is ``request.remote``
+    (``ClientTransport`` answers it with the header's client), and the parser error path gets it too."""
+    seen: list[str | None] = []
+
+    async def remember(request: web.BaseRequest) -> web.Response:
+        seen.append(request.remote)
+        return web.Response()
+
+    handler = web.RequestHandler(web.Server(remember), loop=asyncio.get_running_loop())
+    transport = _Transport()
+    handler.connection_made(transport)
+    handler.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    await asyncio.sleep(0.05)
+    assert seen == ["192.0.2.7"]
+    handler.connection_lost(None)

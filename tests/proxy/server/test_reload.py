@@ -79,6 +79,18 @@ async def test_restart_only_keys_keep_their_old_value(client: TestClient, tmp_pa
     assert "backend changed" in caplog.text and "limits changed" in caplog.text
 
 
+async def test_client_address_settings_need_a_restart(client: TestClient, tmp_path: Path,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    """The listener decided whose address each open connection has: a reload must not half-change that."""
+    old = _app(client)[LIVE].runtime
+    _write(tmp_path / "proxy.yml", proxy_protocol={"trusted": ["10.0.0.0/8"]}, trusted_proxies=["10.1.0.0/16"])
+    assert reload_config(_app(client))
+    new = _app(client)[LIVE].runtime
+    assert new.config.proxy_protocol == old.config.proxy_protocol
+    assert new.config.trusted_proxies == old.config.trusted_proxies == ()
+    assert "proxy_protocol changed" in caplog.text and "trusted_proxies changed" in caplog.text
+
+
 async def test_new_user_files_get_a_new_pool_and_the_old_one_is_closed(client: TestClient, tmp_path: Path) -> None:
     old = _app(client)[LIVE].runtime
     (tmp_path / "other.htpasswd").write_text((tmp_path / "users.htpasswd").read_text())
