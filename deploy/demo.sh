@@ -2,8 +2,10 @@
 # Start a local registry (Debian's docker-registry, unless something already listens
 # on :5000) and registry-auth-proxy in front of it on https://localhost:5043, with the
 # example certificate and a demo user mark/pusherpwd in group pusher.
+# It serves ./proxy.yml, which listens on 127.0.0.1 only (a known password must not be
+# reachable from the network); edit its `listen:` to expose it.
 # Run as root on Debian 12 from the repository root:  bash deploy/demo.sh
-# Stop with:  bash deploy/demo.sh stop
+# Stop with:  bash deploy/demo.sh stop   (also removes the CA entries it installed)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -16,6 +18,11 @@ stop() {
   for name in proxy registry; do
     if [ -f "$STATE/$name.pid" ]; then kill "$(cat "$STATE/$name.pid")" 2>/dev/null || true; rm -f "$STATE/$name.pid"; fi
   done
+  if [ -f "$STATE/ca-installed" ]; then
+    while read -r file; do rm -f "$file"; rmdir "$(dirname "$file")" 2>/dev/null || true; done <"$STATE/ca-installed"
+    rm -f "$STATE/ca-installed"
+    echo "removed the demo CA from /etc/docker/certs.d and /etc/containers/certs.d"
+  fi
   echo "demo stopped"
 }
 if [ "${1:-}" = stop ]; then stop; exit 0; fi
@@ -31,9 +38,11 @@ fi
 # Debian starts its own registry service on install where systemd runs; that one is fine too.
 
 if [ ! -x .venv/bin/registry-auth-proxy ]; then
+  echo "creating .venv and installing registry-auth-proxy into it (about a minute)..."
   python3 -m venv .venv
   .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e .
+  .venv/bin/pip install --progress-bar off -e . | grep -E '^(Collecting|Successfully)' || true
+  .venv/bin/registry-auth-proxy --version
 fi
 
 if listening 5000; then
@@ -47,7 +56,7 @@ storage:
   delete: {enabled: true}
 http: {addr: 127.0.0.1:5000}
 YML
-  nohup docker-registry serve "$STATE/registry.yml" >"$STATE/registry.log" 2>&1 &
+  nohup docker-registry serve "$STATE/registry.yml" >>"$STATE/registry.log" 2>&1 &
   echo $! >"$STATE/registry.pid"
   for _ in $(seq 50); do listening 5000 && break; sleep 0.2; done
   listening 5000 || { echo "docker-registry did not start; see $STATE/registry.log" >&2; exit 1; }
@@ -60,14 +69,17 @@ if [ ! -s users.htpasswd ]; then
 fi
 
 for dir in /etc/docker/certs.d/localhost:5043 /etc/containers/certs.d/localhost:5043; do
-  mkdir -p "$dir" && cp certs-example/ca.crt "$dir/ca.crt"
+  if [ ! -e "$dir/ca.crt" ]; then  # never overwrite (or later remove) a CA the machine already had
+    mkdir -p "$dir" && cp certs-example/ca.crt "$dir/ca.crt" && echo "$dir/ca.crt" >>"$STATE/ca-installed"
+  fi
 done
 
 if [ -f "$STATE/proxy.pid" ] && kill -0 "$(cat "$STATE/proxy.pid")" 2>/dev/null; then
   kill "$(cat "$STATE/proxy.pid")"; sleep 1
 fi
 .venv/bin/registry-auth-proxy check-config --config proxy.yml
-nohup .venv/bin/registry-auth-proxy serve --config proxy.yml >"$STATE/proxy.log" 2>&1 &
+echo "--- $(date -u '+%Y-%m-%dT%H:%M:%SZ') demo start" >>"$STATE/proxy.log"
+nohup .venv/bin/registry-auth-proxy serve --config proxy.yml >>"$STATE/proxy.log" 2>&1 &
 echo $! >"$STATE/proxy.pid"
 for _ in $(seq 50); do listening 5043 && break; sleep 0.2; done
 listening 5043 || { echo "the proxy did not start; see $STATE/proxy.log" >&2; tail -5 "$STATE/proxy.log" >&2; exit 1; }
@@ -75,6 +87,7 @@ cat <<MSG
 
 registry-auth-proxy is up: https://localhost:5043  ->  http://127.0.0.1:5000
   demo user: mark / pusherpwd (group pusher)      logs: $STATE/proxy.log
+  the command:  export PATH=$ROOT/.venv/bin:\$PATH   (then: registry-auth-proxy --help)
   try:   curl --cacert certs-example/ca.crt https://localhost:5043/v2/_catalog
          docker login localhost:5043 -u mark      (password: pusherpwd)
   stop:  bash deploy/demo.sh stop

@@ -10,4 +10,14 @@ Sub-packages by job, each depending only on those before it:
 * ``cli``           the ``registry-auth-proxy`` command (imports the server only to serve)
 """
 
+import importlib.metadata
+
 __version__ = "0.1.0"
+
+
+def version() -> str:
+    """The installed distribution's version (what pip installed), else the source tree's."""
+    try:
+        return importlib.metadata.version("registry-auth-proxy")
+    except importlib.metadata.PackageNotFoundError:
+        return __version__

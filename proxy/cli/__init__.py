@@ -1,6 +1,6 @@
 """``registry-auth-proxy`` (and ``python -m proxy``): one argparse front-end, a module per command group.
 
-* ``serve``          ``serve``, ``check-config`` (``checks``: what check-config prints)
+* ``serve``          ``serve``, ``check-config``, ``reload`` (``checks``: what check-config prints)
 * ``users``          ``user ...``, ``group ...``: edit the htpasswd and group files
 * ``ops``            ``maintenance on|off|status``, ``gc --run``
 * ``registry``       ``registry catalog|tags|inspect|delete`` (``registry_client``: the HTTP side)
@@ -19,9 +19,12 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from proxy import version
 from proxy.cli.ops import add_ops_commands
 from proxy.cli.registry import add_registry_commands
+from proxy.cli.robots import add_robot_commands
 from proxy.cli.serve import add_serve_commands
+from proxy.cli.throttle import add_throttle_commands
 from proxy.cli.users import add_user_commands
 
 __all__ = ["build_parser", "main"]
@@ -33,11 +36,14 @@ def build_parser() -> argparse.ArgumentParser:
         prog="registry-auth-proxy",
         description="Authenticating TLS reverse proxy for a Docker/OCI registry.",
     )
+    parser.add_argument("--version", action="version", version=f"registry-auth-proxy {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_serve_commands(sub)
     add_user_commands(sub)
     add_ops_commands(sub)
     add_registry_commands(sub)
+    add_throttle_commands(sub)
+    add_robot_commands(sub)
     return parser
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 from typing import TypeAlias
 
-from proxy.config import DEFAULT_CONFIG_PATH
+from proxy.config import CONFIG_ENV, DEFAULT_CONFIG_PATH
+from proxy.config.load import SYSTEM_CONFIG_PATH
 
 __all__ = ["Subparsers", "add_config_argument"]
 
@@ -19,6 +20,7 @@ Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def add_config_argument(parser: argparse.ArgumentParser) -> None:
-    """Add ``--config PATH`` (default ``./proxy.yml``) to ``parser``."""
-    parser.add_argument("--config", default=DEFAULT_CONFIG_PATH,
-                        help=f"config file (default: ./{DEFAULT_CONFIG_PATH})")
+    """Add ``--config PATH``; without it the file is found by ``proxy.config.find_config``."""
+    parser.add_argument("--config", default=None,
+                        help=f"config file (default: ${CONFIG_ENV}, else ./{DEFAULT_CONFIG_PATH}, "
+                             f"else {SYSTEM_CONFIG_PATH})")

@@ -1,4 +1,4 @@
-"""``serve`` and ``check-config``: the two commands that act on the whole ``proxy.yml``.
+"""``serve``, ``check-config`` and ``reload``: the commands that act on the whole ``proxy.yml``.
 
 ``serve`` imports the server (and with it aiohttp) inside the function, so
 every other command, ``check-config`` included, starts without it: a user
@@ -11,12 +11,14 @@ import argparse
 import asyncio
 import logging
 import os
+import sys
 from collections.abc import Callable
 
 from proxy.cli.common import Subparsers, add_config_argument
 from proxy.config import load_or_exit
+from proxy.ops.instance import InstanceError, claim, release, signal_instance
 
-__all__ = ["add_serve_commands", "cmd_check_config", "cmd_serve"]
+__all__ = ["add_serve_commands", "cmd_check_config", "cmd_reload", "cmd_serve"]
 
 log = logging.getLogger(__name__)
 
@@ -39,21 +41,46 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Run the proxy until SIGTERM/SIGINT; exit 1 with one log line if it cannot start (port, certificate)."""
-    config = load_or_exit(args.config)
+    """Run the proxy until SIGTERM/SIGINT; exit 1 with one log line if it cannot start (port, certificate).
+
+    The pid file is written before the listeners open and removed at exit,
+    so ``registry-auth-proxy reload`` signals this instance and no other.
+    """
+    config = load_or_exit(args.config, announce=True)
     from proxy.server import serve  # lazy: the only command that needs aiohttp
 
+    try:
+        if config.pid_file is not None:
+            claim(config.pid_file)
+    except (OSError, InstanceError) as exc:
+        log.error("cannot start: %s", exc)
+        return 1
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             runner.run(serve(config))
     except (OSError, ValueError) as exc:
         log.error("cannot start: %s", exc)
         return 1
+    finally:
+        if config.pid_file is not None:
+            release(config.pid_file)
+    return 0
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    """SIGHUP to the instance serving this config: what ``systemctl reload`` does, without systemd."""
+    config = load_or_exit(args.config, announce=True)
+    try:
+        pid = signal_instance(config.pid_file)
+    except (InstanceError, OSError) as exc:
+        print(f"reload: {exc}", file=sys.stderr)
+        return 1
+    print(f"reload: sent SIGHUP to pid {pid}; its log says what was reloaded (or why not)")
     return 0
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    config = load_or_exit(args.config)
+    config = load_or_exit(args.config, announce=True)
     from proxy.cli.checks import check_config  # lazy: only this command reads the user files
 
     return check_config(config)
@@ -67,3 +94,6 @@ def add_serve_commands(sub: Subparsers) -> None:
     check = sub.add_parser("check-config", help="validate the config and show the effective policy")
     add_config_argument(check)
     check.set_defaults(func=cmd_check_config)
+    reload = sub.add_parser("reload", help="make the running instance of this config re-read it (SIGHUP)")
+    add_config_argument(reload)
+    reload.set_defaults(func=cmd_reload)

@@ -14,13 +14,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from auth.routes import METHOD_ACTIONS
+from auth.userfiles.robots import user_class
+from proxy import version
 from proxy.http.keys import ROUTE
 from proxy.http.runtime import Stats
+from proxy.observability.bodybytes import body_bytes
 
 __all__ = ["PREFIX", "Metrics"]
 
@@ -41,6 +44,8 @@ class _StatsCollector(Collector):
                                 "(gc waits for 0)", value=self.stats.writes_in_flight)
         yield CounterMetricFamily(f"{PREFIX}_throttled_requests", "Requests refused by login throttling",
                                   value=self.stats.throttled)
+        yield CounterMetricFamily(f"{PREFIX}_rate_limited_requests", "Requests refused by "
+                                  "limits.requests_per_second (429)", value=self.stats.rate_limited)
 
 
 def action_of(request: web.BaseRequest) -> str:
@@ -76,18 +81,33 @@ class Metrics:
         self.backend_errors = Counter(f"{PREFIX}_backend_errors", "Backend unreachable (502) or silent (504)",
                                       ["status"], registry=reg)
         reg.register(_StatsCollector(stats))
+        # process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds, process_start_time_seconds
+        ProcessCollector(registry=reg)
+        Gauge(f"{PREFIX}_build_info", "Always 1; the version is a label", ["version"],
+              registry=reg).labels(version()).set(1)
+        # Series alerts depend on exist at 0 from start-up: an alert on rate() needs a first sample.
+        for status in ("502", "504"):
+            self.backend_errors.labels(status)
+        for status in ("401", "403"):
+            self.auth_failures.labels(status)
 
-    def observe(self, request: web.BaseRequest, response: web.StreamResponse, seconds: float, user: bool) -> None:
-        """Record one finished request (status and byte counts are final here)."""
+    def observe(self, request: web.BaseRequest, response: web.StreamResponse, seconds: float,
+                user: str | None) -> None:
+        """Record one finished request (status and byte counts are final here).
+
+        ``user`` is the verified name; the label is its class (person, robot,
+        anonymous), never the name: names would make the series unbounded.
+        """
         action = action_of(request)
         status = response.status
-        self.requests.labels(action, str(status), "authenticated" if user else "anonymous").inc()
+        self.requests.labels(action, str(status), user_class(user)).inc()
         self.latency.labels(action).observe(seconds)
         received = request.content.total_bytes
         if received:
             self.bytes_in.labels(action).inc(received)
-        if response.body_length:
-            self.bytes_out.labels(action).inc(response.body_length)
+        sent = body_bytes(request, response)  # the body only, as the access log's bytes
+        if sent:
+            self.bytes_out.labels(action).inc(sent)
         if status in (401, 403) and "Authorization" in request.headers:
             self.auth_failures.labels(str(status)).inc()
         elif status in (502, 504):

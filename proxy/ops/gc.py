@@ -46,11 +46,12 @@ def writes_in_flight(url: str) -> int | None:
         return None
 
 
-def wait_for_writes(urls: list[str], timeout: float) -> bool:
-    """Wait until every proxy reports no write in flight; False on timeout.
+def wait_for_writes(urls: list[str], timeout: float, force: bool = False) -> bool:
+    """Wait until every proxy reports no write in flight; False on timeout or when one does not answer.
 
-    A proxy that does not answer is warned about and not waited for: it is
-    most likely not running, and a stopped proxy has no write in flight.
+    A proxy that does not answer may be running with a broken admin listener
+    and a push in flight, and collecting then can delete blobs that push is
+    about to reference: refused unless ``force`` (the operator knows it is down).
     """
     time.sleep(2 * INTERVAL)  # every replica has now re-read the flag; later writes are refused
     if not urls:
@@ -62,10 +63,14 @@ def wait_for_writes(urls: list[str], timeout: float) -> bool:
     while True:
         counts = {url: writes_in_flight(url) for url in urls}
         busy = {u: n for u, n in counts.items() if n}
-        for url, n in counts.items():
-            if n is None:
-                print(f"gc: warning: {url}/inflight does not answer; assuming that proxy is not running",
-                      file=sys.stderr)
+        silent = [url for url, n in counts.items() if n is None]
+        for url in silent:
+            if not force:
+                print(f"gc: {url}/inflight does not answer, so its writes in flight cannot be seen; "
+                      "not collecting (pass --force if that proxy is stopped)", file=sys.stderr)
+                return False
+            print(f"gc: warning: {url}/inflight does not answer; --force: assuming that proxy is stopped",
+                  file=sys.stderr)
         if not busy:
             return True
         if time.monotonic() >= deadline:
@@ -75,7 +80,7 @@ def wait_for_writes(urls: list[str], timeout: float) -> bool:
         urls = list(busy)
 
 
-def run(config: Config, command: str, timeout: float, admin_urls: list[str]) -> int:
+def run(config: Config, command: str, timeout: float, admin_urls: list[str], force: bool = False) -> int:
     """Run ``command`` (a shell line) with writes switched off; its exit code, or 1 if writes never drained.
 
     Maintenance is switched off afterwards whatever happened, unless it was
@@ -88,7 +93,7 @@ def run(config: Config, command: str, timeout: float, admin_urls: list[str]) -> 
         switch_on(flag, "garbage collection")
     print(f"gc: maintenance on ({flag}); waiting for writes in flight", flush=True)
     try:
-        if not wait_for_writes(admin_urls, timeout):
+        if not wait_for_writes(admin_urls, timeout, force):
             print("gc: not running the command", file=sys.stderr)
             return 1
         print(f"gc: running: {command}", flush=True)

@@ -22,9 +22,11 @@ RETRY_AFTER = 60
 INTERVAL = 0.5
 
 
-def switch_on(path: Path, reason: str) -> None:
+def switch_on(path: Path, reason: str, until: str = "") -> None:
     """Create the flag atomically (write a temp file, rename) so no reader sees half a line."""
-    line = f"{reason or 'maintenance'} (since {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, by {getpass.getuser()})\n"
+    end = f"; writes expected back {until}" if until else ""
+    line = (f"{reason or 'maintenance'}{end} (since {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, "
+            f"by {getpass.getuser()})\n")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(line, encoding="utf-8")
     tmp.replace(path)
@@ -62,8 +64,16 @@ class MaintenanceFlag:
         return read_reason(self.path)
 
     def refusal(self) -> ProxyError:
-        """What a push or delete gets while the flag is on (checked before auth: cheaper, says why at once)."""
+        """What a push or delete gets while the flag is on (checked before auth: cheaper, says why at once).
+
+        423 with the registry error code DENIED, not 503: measured with the real
+        clients, docker retries a 503 for about 50 s and then prints only
+        "received unexpected HTTP status: 503", and podman prints the same at
+        once; a 4xx with a JSON error makes both stop at once and print the
+        message (``denied: the registry is read-only ...``). 423 (Locked) rather
+        than 403 keeps maintenance apart from authorization in logs and metrics.
+        """
         reason = self.reason()
-        message = ("the registry is read-only for maintenance (e.g. garbage collection); pulls work, "
-                   f"pushes and deletes are refused: retry in a few minutes{': ' + reason if reason else ''}")
-        return ProxyError(503, "UNAVAILABLE", message, {"Retry-After": str(RETRY_AFTER)})
+        message = ("the registry is read-only for maintenance; pulls work, pushes and deletes are refused"
+                   f"{': ' + reason if reason else ''}")
+        return ProxyError(423, "DENIED", message, {"Retry-After": str(RETRY_AFTER)})

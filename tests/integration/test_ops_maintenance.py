@@ -46,14 +46,14 @@ def test_switch_refuses_writes_keeps_reads_and_needs_no_restart(proxy_factory, t
     assert on.returncode == 0 and "maintenance: on" in on.stdout, on
     assert "on" in cli("maintenance", "status", "--config", config).stdout
     wait_for(lambda: client.request("POST", "/v2/maint/app/blobs/uploads/", [("Authorization", MARK)],
-                                     body=b"").status == 503)
+                                     body=b"").status == 423)
     refused = client.request("PUT", "/v2/maint/app/manifests/v2", [("Authorization", MARK)], body=b"{}")
-    assert refused.status == 503 and refused.header("Retry-After")
+    assert refused.status == 423 and refused.header("Retry-After")
     error = refused.json()["errors"][0]
-    assert error["code"] == "UNAVAILABLE" and "read-only for maintenance" in error["message"]
+    assert error["code"] == "DENIED" and "read-only for maintenance" in error["message"]
     assert "disk swap" in error["message"]
     assert client.request("DELETE", "/v2/maint/app/manifests/sha256:" + "0" * 64, [("Authorization", MARK)]).status \
-        == 503
+        == 423
     assert client.request("GET", "/v2/maint/app/manifests/v1", OCI).status == 200  # reads go on
     assert client.request("GET", "/v2/maint/app/tags/list").status == 200
     off = cli("maintenance", "off", "--config", config)
@@ -72,9 +72,9 @@ def test_gc_refuses_a_push_during_collection_and_leaves_no_corrupt_blob(proxy_fa
     try:
         wait_for(flag.exists)
         wait_for(lambda: client.request("POST", "/v2/gc/app/blobs/uploads/", [("Authorization", MARK)],
-                                         body=b"").status == 503)
+                                         body=b"").status == 423)
         refused = client.request("PUT", "/v2/gc/app/manifests/v2", [("Authorization", MARK)], body=b"{}")
-        assert refused.status == 503 and refused.header("Retry-After")
+        assert refused.status == 423 and refused.header("Retry-After")
         assert client.request("GET", "/v2/gc/app/manifests/v1", OCI).status == 200
         out, _ = gc.communicate(timeout=120)
     finally:
@@ -93,10 +93,14 @@ def test_gc_refuses_a_push_during_collection_and_leaves_no_corrupt_blob(proxy_fa
 def test_gc_turns_maintenance_off_when_the_command_fails(proxy_factory):
     proxy = proxy_factory(start=False)
     proxy.write_config()
-    result = cli("gc", "--config", str(proxy.config_path), "--run", "echo collecting; exit 3")
+    refused = cli("gc", "--config", str(proxy.config_path), "--run", "echo collecting; exit 3")
+    assert refused.returncode == 1, refused  # the proxy does not answer: its writes cannot be seen
+    assert "collecting" not in refused.stdout and "--force" in refused.stderr
+    assert not (proxy.workdir / "maintenance").exists()
+    result = cli("gc", "--force", "--config", str(proxy.config_path), "--run", "echo collecting; exit 3")
     assert result.returncode == 3, result
     assert "collecting" in result.stdout and "gc: command exited 3" in result.stdout
-    assert "does not answer" in result.stderr  # the proxy is not running: said, not fatal
+    assert "does not answer" in result.stderr  # the proxy is not running: said, forced
     assert not (proxy.workdir / "maintenance").exists()
 
 

@@ -118,14 +118,23 @@ def test_wait_gives_up_after_the_timeout(inflight, capsys) -> None:
     assert "gc: writes still in flight after 0.3s" in capsys.readouterr().err
 
 
-def test_a_proxy_that_does_not_answer_is_warned_about_not_waited_for(inflight, capsys) -> None:
+def test_a_proxy_that_does_not_answer_stops_gc_unless_forced(inflight, capsys) -> None:
+    dead = inflight([0])
+    dead.shutdown()
+    dead.server_close()
+    assert gc.wait_for_writes([inflight([0]).url, dead.url], timeout=10) is False
+    err = capsys.readouterr().err
+    assert f"gc: {dead.url}/inflight does not answer" in err and "--force" in err
+
+
+def test_forced_gc_warns_about_a_proxy_that_does_not_answer_and_does_not_wait_for_it(inflight, capsys) -> None:
     busy_then_idle = inflight([1, 0])
     dead = inflight([0])
     dead.shutdown()
     dead.server_close()
-    assert gc.wait_for_writes([busy_then_idle.url, dead.url], timeout=10) is True
+    assert gc.wait_for_writes([busy_then_idle.url, dead.url], timeout=10, force=True) is True
     err = capsys.readouterr().err
-    assert f"gc: warning: {dead.url}/inflight does not answer" in err
+    assert f"gc: warning: {dead.url}/inflight does not answer; --force" in err
     assert err.count("does not answer") == 1  # dropped after the first round
 
 
