@@ -35,7 +35,9 @@ if [ ${#need[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-# Debian starts its own registry service on install where systemd runs; that one is fine too.
+# Where systemd runs, installing docker-registry also starts Debian's own registry service on
+# :5000, whose stock config enables htpasswd auth: check-config below then stops with the fix
+# (remove its `auth:` section; see the README's "Configuring the registry behind the proxy").
 
 if [ ! -x .venv/bin/registry-auth-proxy ]; then
   echo "creating .venv and installing registry-auth-proxy into it (about a minute)..."

@@ -11,6 +11,8 @@ from __future__ import annotations
 import ssl
 from pathlib import Path
 
+from proxy.config.tlsfiles import load_cert_chain
+
 __all__ = ["CIPHERS", "ReloadableTLS", "build_context"]
 
 CIPHERS = "EECDH+AESGCM:EDH+AESGCM:AES256+EECDH:AES256+EDH"
@@ -22,7 +24,7 @@ def build_context(cert: Path, key: Path) -> ssl.SSLContext:
     ctx.set_ciphers(CIPHERS)
     ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
     ctx.set_alpn_protocols(["http/1.1"])
-    ctx.load_cert_chain(str(cert), str(key))
+    load_cert_chain(ctx, cert, key)  # check-config's loader too: the same refusals, the same words
     return ctx
 
 
