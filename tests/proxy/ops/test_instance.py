@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,16 @@ from proxy.ops.instance import InstanceError, claim, live_pid, release, signal_i
 
 
 def _sleeper(*argv: str) -> subprocess.Popen[bytes]:
-    """A process whose command line looks like ``... proxy serve ...`` (argv[0] of -c is "-c")."""
-    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", *argv])
+    """A process whose command line looks like ``... proxy serve ...`` (argv[0] of -c is "-c").
+
+    Returns once the child has exec'd: before that, /proc shows the parent's command line.
+    """
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", *argv])
+    deadline = time.monotonic() + 10
+    while b"sleep(60)" not in Path(f"/proc/{child.pid}/cmdline").read_bytes():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    return child
 
 
 def test_claim_writes_our_pid_and_release_removes_only_ours(tmp_path: Path) -> None:
