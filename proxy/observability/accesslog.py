@@ -1,11 +1,21 @@
 """One access-log line per request, Apache combined format or JSON lines.
 
-The user is the name the gate established, never what the client claimed,
-and no header but Referer and User-Agent is logged, so passwords and tokens
-cannot appear here. The token endpoint is logged by path only (its query has
-no secrets today; this keeps it that way). The same hook feeds the metrics,
+The address is the one the policy judged (the PROXY header's client, or a
+trusted front proxy's ``X-Forwarded-For`` hop), falling back to the peer for
+requests refused before the handler ran. The user is the name the gate
+established, never what the client claimed, and no header but Referer and
+User-Agent is logged, so passwords and tokens cannot appear here. The token
+endpoint is logged by path only (its query has no secrets today; this keeps
+it that way). The same hook feeds the metrics,
 because it runs once per request after the last byte, when status and byte
 counts are final.
+
+Bytes are body bytes, as Apache's ``%b`` (``proxy.observability.bodybytes``):
+``-`` in the combined format and ``0`` in JSON when there was no body (an
+empty 201, any HEAD), because a number is what log pipelines sum. JSON
+times are RFC 3339 in UTC with milliseconds, which every log pipeline
+parses without a format hint; the combined format keeps Apache's local
+``%t``.
 """
 
 from __future__ import annotations
@@ -20,7 +30,8 @@ from typing import TextIO
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web import BaseRequest, StreamResponse
 
-from proxy.http.keys import ROUTE, USER
+from proxy.http.keys import CLIENT, ROUTE, USER
+from proxy.observability.bodybytes import body_bytes
 from proxy.observability.metrics import Metrics
 
 __all__ = ["AccessSink", "access_log", "make_access_logger"]
@@ -79,13 +90,13 @@ def logged_path(request: BaseRequest) -> str:
 def _fields(request: BaseRequest, response: StreamResponse, seconds: float) -> dict[str, object]:
     version = request.version
     return {
-        "remote": request.remote or "-",
+        "remote": request.get(CLIENT) or request.remote or "-",  # the address the policy judged
         "user": request.get(USER) or None,
         "method": request.method,
         "path": logged_path(request),
         "protocol": f"HTTP/{version.major}.{version.minor}",
         "status": response.status,
-        "bytes_out": response.body_length,
+        "bytes_out": body_bytes(request, response),  # body only, as Apache's %b: 0 for HEAD, 201, 204
         "bytes_in": request.content.total_bytes,
         "referer": request.headers.get("Referer"),
         "user_agent": request.headers.get("User-Agent"),
@@ -104,9 +115,15 @@ def combined(f: dict[str, object], now: float) -> str:
     )
 
 
+def rfc3339(now: float) -> str:
+    """``2026-12-02T15:04:05.123Z``: UTC with milliseconds, what log pipelines parse without a format hint."""
+    millis = int(now * 1000)
+    return _time.strftime("%Y-%m-%dT%H:%M:%S", _time.gmtime(millis // 1000)) + f".{millis % 1000:03d}Z"
+
+
 def json_line(f: dict[str, object], now: float) -> str:
-    stamp = _time.strftime("%Y-%m-%dT%H:%M:%S%z", _time.localtime(now))
-    return json.dumps({"time": stamp, **f}, separators=(",", ":"))
+    """One JSON object; ``bytes_out`` is 0 when there was no body (the combined format writes ``-``)."""
+    return json.dumps({"time": rfc3339(now), **f}, separators=(",", ":"))
 
 
 def make_access_logger(sink: AccessSink | None, metrics: Metrics, fmt: str) -> type[AbstractAccessLogger]:
@@ -123,7 +140,7 @@ def make_access_logger(sink: AccessSink | None, metrics: Metrics, fmt: str) -> t
             return True  # metrics depend on this hook: never let a logging level switch it off
 
         def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
-            metrics.observe(request, response, time, bool(request.get(USER)))
+            metrics.observe(request, response, time, request.get(USER))
             if sink is not None:
                 sink.write(render(_fields(request, response, time), _time.time()))
 

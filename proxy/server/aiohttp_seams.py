@@ -53,7 +53,7 @@ from auth.access import Network
 from auth.errors import ProxyError
 from auth.routes import API_METHODS
 from proxy.config import Limits, format_host_port
-from proxy.http.errors import render, render_bytes
+from proxy.http.errors import SERVER, render, render_bytes
 from proxy.server.guard import ConnectionGuard
 from proxy.server.listener import ClientTransport, PreTLSListener
 from proxy.server.proxy_protocol import Client
@@ -172,9 +172,7 @@ class GuardedHandler(web.RequestHandler):
         if isinstance(exc, HttpProcessingError) and status < 500:
             return self._malformed(request, status, exc)
         super().handle_error(request, status, exc, message)  # logs our bug; raises if a response already started
-        response = render(ProxyError(status, "UNKNOWN", "internal error in the proxy"))
-        response.force_close()
-        return response
+        return _closing(render(ProxyError(status, "UNKNOWN", "internal error in the proxy")))
 
     def _malformed(self, request: web.BaseRequest, status: int, exc: HttpProcessingError) -> web.StreamResponse:
         """The parser refused the request: a fixed answer, and one log line that quotes nothing.
@@ -193,9 +191,17 @@ class GuardedHandler(web.RequestHandler):
             err = ProxyError(status, "UNSUPPORTED", "malformed HTTP request")
         log.info("%s: %s (%s); answered %d and closed", self._address or "-", err.message.partition(";")[0],
                     type(exc).__name__, err.status)
-        response = render(err)
-        response.force_close()
-        return response
+        return _closing(render(err))
+
+
+def _closing(response: web.Response) -> web.Response:
+    """A connection-ending answer made outside the app, so without its ``on_response_prepare``.
+
+    The ``Server`` header is set here, or aiohttp would name itself and Python with their versions.
+    """
+    response.headers["Server"] = SERVER
+    response.force_close()
+    return response
 
 
 class GuardedSite(web.BaseSite):

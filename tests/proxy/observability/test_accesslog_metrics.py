@@ -77,7 +77,7 @@ async def test_json_lines_and_metrics(logged: Callable[[str], Awaitable[Logged]]
         ("POST", 202, "mark"), ("POST", 401, None), ("GET", 200, None), ("GET", 404, None)]
     assert {"time", "remote", "path", "protocol", "bytes_out", "bytes_in", "duration_ms"} <= set(entries[0])
     text = log.scrape()
-    assert 'registry_auth_proxy_requests_total{action="push",status="202",user="authenticated"} 1.0' in text
+    assert 'registry_auth_proxy_requests_total{action="push",status="202",user="person"} 1.0' in text
     assert 'registry_auth_proxy_requests_total{action="pull",status="200",user="anonymous"} 1.0' in text
     assert 'registry_auth_proxy_requests_total{action="other",status="404",user="anonymous"} 1.0' in text
     assert 'registry_auth_proxy_auth_failures_total{status="401"} 1.0' in text
