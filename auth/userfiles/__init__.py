@@ -1,4 +1,4 @@
-"""The two user files the proxy is configured with: htpasswd and AuthGroupFile.
+"""The user files the proxy is configured with: htpasswd, AuthGroupFile and the robots file.
 
 Why a package: the running proxy reads these files and the ``user``/``group``
 CLI edits them, and the two once used separate line parsers that disagreed
@@ -6,7 +6,7 @@ CLI edits them, and the two once used separate line parsers that disagreed
 each format has exactly one ``parse_line``, used by its reader and by every
 edit, so the proxy and the CLI always agree about which line means what.
 
-Modules: ``htpasswd`` and ``groups`` (parser, reader, pure line edits),
+Modules: ``htpasswd``, ``groups`` and ``robots`` (parser, reader, pure line edits),
 ``hashing`` (password checks, Apache bcrypt, constant dummy hashes),
 ``atomic`` (locked atomic rewrite used by the editor), ``store`` (the
 re-reading, caching ``UserStore`` the proxy asks). No aiohttp: this is ``auth``.

@@ -105,7 +105,8 @@ def validate_user(user: str) -> str:
     Rejected: empty names, ``:`` (the field separator), whitespace and control
     characters (clients and tools trim or split on them, so the stored name
     would not be the one clients send), a leading ``#`` (the line would be a
-    comment), and names over 255 bytes (Apache's own limit).
+    comment), ``robot$`` names (robot accounts live in their own file), and names
+    over 255 bytes (Apache's own limit).
     """
     if not user:
         raise ValueError("user name must not be empty")
@@ -117,6 +118,9 @@ def validate_user(user: str) -> str:
         raise ValueError(f"user name {user!r} must not contain control characters")
     if user.startswith("#"):
         raise ValueError(f"user name {user!r} must not start with '#' (it would be a comment)")
+    if user.startswith("robot$"):
+        raise ValueError(f"user name {user!r}: names starting with 'robot$' are robot accounts "
+                         "(`registry-auth-proxy robot add`), never htpasswd users")
     if len(user.encode("utf-8", "surrogateescape")) > MAX_USER_BYTES:
         raise ValueError(f"user name must be at most {MAX_USER_BYTES} bytes")
     return user

@@ -6,7 +6,7 @@ and ``--groups FILE``; the overrides let the commands work without a config file
     user add NAME [--cost N] [--password-stdin]     fails if NAME exists
     user passwd NAME [--cost N] [--password-stdin]  fails if NAME does not exist
     user remove NAME                                 also removes NAME from all groups
-    user list
+    user list                                        warns (stderr) about odd hash costs/schemes
     group add GROUP USER                             warns if USER has no password entry
     group remove GROUP USER                          the group line stays, maybe empty
     group list
@@ -33,9 +33,9 @@ from pathlib import Path
 from auth.userfiles import groups as group_file
 from auth.userfiles import htpasswd as htpasswd_file
 from auth.userfiles.atomic import read_lines, rewrite
-from auth.userfiles.hashing import DEFAULT_COST, MAX_COST, MIN_COST, hash_password
+from auth.userfiles.hashing import DEFAULT_COST, MAX_COST, MIN_COST, hash_password, odd_hashes
 from proxy.cli.common import Subparsers, add_config_argument
-from proxy.config import load_config
+from proxy.config import find_config, load_config
 
 __all__ = ["add_user_commands"]
 
@@ -135,9 +135,9 @@ def _files(args: argparse.Namespace, *, htpasswd: bool, groups: bool) -> _Files:
     found = _Files(args.htpasswd, args.groups)
     if (htpasswd and found.htpasswd is None) or (groups and found.groups is None):
         try:
-            auth = load_config(Path(args.config)).auth
+            auth = load_config(find_config(args.config)).auth
         except Exception as exc:  # any config problem is a usage error at this boundary
-            raise _BadInput(f"cannot use config {args.config}: {exc}") from exc
+            raise _BadInput(f"cannot use config {find_config(args.config)}: {exc}") from exc
         found = _Files(
             found.htpasswd if found.htpasswd is not None else auth.htpasswd,
             found.groups if found.groups is not None else auth.groups,
@@ -172,8 +172,22 @@ def _set_password(args: argparse.Namespace, *, must_exist: bool) -> int:
         return htpasswd_file.set_user(lines, user, password_hash)
 
     rewrite(htpasswd, transform)
-    print(f"{'updated password of' if must_exist else 'added'} user {user} in {htpasswd}")
+    print(f"{'updated password of' if must_exist else 'added'} user {user} in {htpasswd} (bcrypt cost {args.cost})")
+    _warn_odd_hashes(htpasswd, only=user)
     return 0
+
+
+def _warn_odd_hashes(htpasswd: Path, only: str | None = None) -> None:
+    """Users whose hash cost or scheme differs from the rest, on stderr (stdout stays a plain list).
+
+    Every failed login is padded to the slowest hash in the file, so a mix
+    costs CPU and protects the cheap hashes less; ``only`` limits the lines to
+    one user (after ``user add``/``passwd``, the one just written).
+    """
+    users = htpasswd_file.parse_htpasswd("\n".join(read_lines(htpasswd)), str(htpasswd))
+    for line in odd_hashes(users.hashes, limit=len(users.hashes) if only else 10):
+        if only is None or line.startswith(f"{only}: "):
+            print(f"warning: {line}", file=sys.stderr)
 
 
 def _user_add(args: argparse.Namespace) -> int:
@@ -214,6 +228,7 @@ def _user_list(args: argparse.Namespace) -> int:
     htpasswd = _files(args, htpasswd=True, groups=False).need_htpasswd()
     for name in htpasswd_file.list_users(read_lines(htpasswd)):
         print(name)
+    _warn_odd_hashes(htpasswd)
     return 0
 
 
