@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-LAYERS = ["auth", "proxy.config", "proxy.ops", "proxy.http", "proxy.observability", "proxy.server", "proxy.cli"]
+LAYERS = ["auth", "proxy.config", "proxy.ops", "proxy.http", "proxy.ui", "proxy.observability", "proxy.server",
+          "proxy.cli"]
 TOP_LEVEL_OK = {"proxy", "proxy.__main__"}  # the package docstring and ``python -m proxy``
 
 

@@ -97,13 +97,20 @@ def client_address(request: web.Request, runtime: Runtime) -> str:
     return forwarded_client(peer, request.headers.getall("X-Forwarded-For", []), trusted)
 
 
-def create_app(config: Config) -> web.Application:
-    """The public app; its runtime is built at start-up (and rebuilt by a reload) by ``build_runtime``."""
+def create_app(config: Config, extend: Callable[[web.Application, Config], None] | None = None) -> web.Application:
+    """The public app; its runtime is built at start-up (and rebuilt by a reload) by ``build_runtime``.
+
+    ``extend`` adds routes a higher layer serves (``proxy.ui.install``, the
+    web catalog, given by ``proxy.server``) before the catch-all below,
+    which would otherwise answer them; ``proxy.http`` never imports it.
+    """
     app = web.Application(client_max_size=MAX_FORM, middlewares=[json_http_errors])
     app[STATS] = Stats()
     app[RATES] = RequestRates(config.limits)
     app.cleanup_ctx.append(_runtime_context(config))
     app.on_response_prepare.append(add_api_version)
+    if extend is not None:
+        extend(app, config)
     app.router.add_route("*", "/{tail:.*}", handle)
     return app
 

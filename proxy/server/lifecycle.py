@@ -31,6 +31,7 @@ from proxy.observability.metrics import Metrics
 from proxy.server.aiohttp_seams import GuardedSite
 from proxy.server.reload import on_sighup
 from proxy.server.tls import ReloadableTLS
+from proxy.ui import install as install_ui
 
 __all__ = ["debug_counts", "serve"]
 
@@ -72,7 +73,7 @@ async def serve(config: Config) -> None:
     loop = asyncio.get_running_loop()
     try:
         async with contextlib.AsyncExitStack() as stack:
-            app = create_app(config)
+            app = create_app(config, extend=install_ui)  # the web catalog's routes, before the API's
             count_body_bytes(app)  # body bytes for the access log and sent_bytes (before the app freezes)
             metrics = Metrics(app[STATS])
             sink = AccessSink(config.log.file) if config.log.access else None
