@@ -22,6 +22,7 @@ __all__ = [
     "DEFAULT_PID_FILE",
     "AdminConfig",
     "AuthConfig",
+    "CacheConfig",
     "Config",
     "Limits",
     "LogConfig",
@@ -120,6 +121,15 @@ class ProxyProtocol:
 
 
 @dataclass(frozen=True)
+class CacheConfig:
+    """Manifests and small blobs by digest, served from memory after the same authorization (0: off)."""
+
+    max_bytes: int = 64 * 1024 * 1024
+    max_item: int = 4 * 1024 * 1024
+    ttl: float = 300.0  # seconds an entry lives: changes made behind the proxy's back age out
+
+
+@dataclass(frozen=True)
 class UIConfig:
     """The web catalog on the registry's own origin (``proxy.ui``)."""
 
@@ -153,6 +163,8 @@ class Config:
     throttle: Throttle = field(default_factory=Throttle)
     admin: AdminConfig = field(default_factory=AdminConfig)
     ui: UIConfig = field(default_factory=UIConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
+    workers: int = 1  # worker processes on the one listening socket; `auto` in the file = the cores
     maintenance_file: Path = Path(DEFAULT_MAINTENANCE_FILE)  # the parser always makes it absolute
     pid_file: Path | None = Path(DEFAULT_PID_FILE)  # None: none written (`reload` then needs systemctl)
 

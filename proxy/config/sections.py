@@ -6,6 +6,7 @@ dataclass, or raises :class:`~proxy.config.reader.ConfigError` naming the key.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -20,6 +21,7 @@ from proxy.config.model import (
     DEFAULT_PID_FILE,
     AdminConfig,
     AuthConfig,
+    CacheConfig,
     Config,
     Limits,
     LogConfig,
@@ -205,6 +207,26 @@ def _trusted_proxies(r: Reader, value: object) -> tuple[Network, ...]:
     return r.networks(value, "trusted_proxies")
 
 
+def _cache(r: Reader, value: object) -> CacheConfig:
+    if value is False or value == "off":
+        return CacheConfig(max_bytes=0)
+    data = r.section(value, "cache", {"max_bytes", "max_item", "ttl"})
+    d = CacheConfig()
+    return CacheConfig(
+        max_bytes=r.integer(data, "max_bytes", "cache.max_bytes", d.max_bytes, 0),
+        max_item=r.integer(data, "max_item", "cache.max_item", d.max_item, 0),
+        ttl=r.number(data, "ttl", "cache.ttl", d.ttl, 0),
+    )
+
+
+def _workers(r: Reader, value: object) -> int:
+    if value == "auto":
+        return max(1, len(os.sched_getaffinity(0)))
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 256:
+        raise r.fail("workers", "a whole number from 1 to 256, or auto (one per core)", value)
+    return value
+
+
 def _ui(r: Reader, value: object) -> UIConfig:
     if value is False or value == "off":
         return UIConfig(enabled=False)
@@ -234,7 +256,7 @@ def _admin(r: Reader, value: object) -> AdminConfig:
 
 TOP_KEYS = {
     "listen", "tls", "backend", "public_url", "proxy_protocol", "trusted_proxies", "auth", "access",
-    "timeouts", "log", "limits", "throttle", "admin", "maintenance_file", "pid_file", "ui",
+    "timeouts", "log", "limits", "throttle", "admin", "maintenance_file", "pid_file", "ui", "cache", "workers",
 }
 
 
@@ -262,6 +284,8 @@ def parse_config(data: object, path: Path) -> Config:
         throttle=_throttle(r, top.get("throttle")),
         admin=_admin(r, top.get("admin")),
         ui=_ui(r, top.get("ui")),
+        cache=_cache(r, top.get("cache")),
+        workers=_workers(r, top.get("workers", 1)),
         maintenance_file=maintenance,
         pid_file=None if _off(top.get("pid_file", DEFAULT_PID_FILE))
         else r.file(top, "pid_file", "pid_file", DEFAULT_PID_FILE),
