@@ -58,7 +58,9 @@ storage:
   delete: {enabled: true}
 http: {addr: 127.0.0.1:5000}
 YML
-  nohup docker-registry serve "$STATE/registry.yml" >>"$STATE/registry.log" 2>&1 &
+  # a clean environment: docker-registry reads every REGISTRY_* variable as its own config
+  # (podman users often have REGISTRY_AUTH_FILE set), so none may leak in from the caller
+  nohup env -i PATH="$PATH" docker-registry serve "$STATE/registry.yml" >>"$STATE/registry.log" 2>&1 &
   echo $! >"$STATE/registry.pid"
   for _ in $(seq 50); do listening 5000 && break; sleep 0.2; done
   listening 5000 || { echo "docker-registry did not start; see $STATE/registry.log" >&2; exit 1; }
