@@ -213,6 +213,7 @@ def test_push_and_pull_through_the_container(docker: Docker, container: tuple[st
     # The cluster recipe: the CLI run inside the container finds the config and flips the shared flag.
     must(docker.cli("exec", name, "registry-auth-proxy", "maintenance", "on", "--reason", "container test"))
     assert (state / "maintenance").exists()
+    time.sleep(1.2)  # the proxy looks at the flag at most every 0.5 s
     refused = skopeo.push(image.ref, f"{host}/ctr/app:v2", dest_creds="mark:pusherpwd")
     assert refused.returncode != 0 and "maintenance" in refused.stderr
     must(docker.cli("exec", name, "registry-auth-proxy", "maintenance", "off"))

@@ -103,12 +103,13 @@ def _lines_from(replica, address: str) -> list[str]:
 def test_replicas_log_and_throttle_the_real_client_behind_haproxy(cluster, tls_files):
     replicas, lb, _ = cluster
     client = BoundClient(lb.url, tls_files.ca_cert, "127.0.0.2")
-    for _ in range(3):  # round-robin: one connection to each replica
-        assert client.request("GET", "/v2/", [("Authorization", MARK)]).status == 200
-    deadline = time.monotonic() + 15
+    # round-robin over the replicas HAProxy has seen UP: a replica that started last may join a
+    # health check later, so keep connecting (bounded) until every replica has logged this client
+    deadline = time.monotonic() + 30
     while not all(_lines_from(r, "127.0.0.2") for r in replicas):
         assert time.monotonic() < deadline, [r.log_tail(5) for r in replicas]
-        time.sleep(0.1)
+        assert client.request("GET", "/v2/", [("Authorization", MARK)]).status == 200
+        time.sleep(0.2)
     for replica in replicas:
         assert all(" - mark [" in line for line in _lines_from(replica, "127.0.0.2"))
         assert not _lines_from(replica, BALANCER) and not _lines_from(replica, "127.0.0.1")

@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -152,7 +153,9 @@ def sign_in(driver: WebDriver, site: ProxyProcess, user: str, password: str) -> 
 
 def wait_text(driver: WebDriver, selector: str, text: str) -> None:
     """After a click that submits a form: wait for the next page (the click does not wait for it)."""
-    WebDriverWait(driver, 30).until(lambda d: any(text in e.text for e in d.find_elements(By.CSS_SELECTOR, selector)))
+    # the old page may be replaced between finding an element and reading it: that is "not yet", not an error
+    WebDriverWait(driver, 30, ignored_exceptions=[StaleElementReferenceException]).until(
+        lambda d: any(text in e.text for e in d.find_elements(By.CSS_SELECTOR, selector)))
 
 
 def sign_out(driver: WebDriver) -> None:
