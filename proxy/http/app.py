@@ -4,7 +4,7 @@ TLS and the connection limits happen before this (``proxy.server``); the
 access log and metrics after it (``proxy.observability``, through aiohttp's
 access-log hook). In between, every request goes:
 
-    route -> (token endpoint) -> maintenance -> identify + decide -> forward -> stream back
+    route -> (token endpoint) -> maintenance -> identify + decide -> (memory or forward) -> stream back
 
 and every refusal on the way is a :class:`~auth.errors.ProxyError` rendered
 by ``proxy.http.errors``.
@@ -13,6 +13,7 @@ by ``proxy.http.errors``.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from functools import partial
 
 from aiohttp import web
 
@@ -74,6 +75,10 @@ async def _serve(request: web.Request) -> web.StreamResponse:
     try:
         if route.kind == "catalog" and request.method == "GET":
             return await serve_catalog(request, runtime, who, origin)
+        key = runtime.cache.key(request, route)  # content by digest; asked only after the gate let it through
+        if key is not None:
+            return await runtime.cache.serve(request, key, origin.client_ip,
+                                             partial(forward, request, runtime.upstream, origin))
         return await forward(request, runtime.upstream, origin)
     except ClientGone:
         if request.transport is not None:

@@ -24,12 +24,14 @@ import fcntl
 import logging
 import struct
 import termios
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import aiohttp
 from aiohttp import web
+from multidict import CIMultiDict
 from yarl import URL
 
 from auth.decision import Origin
@@ -37,7 +39,7 @@ from auth.errors import ProxyError
 from proxy.http.backend_health import BackendHealth
 from proxy.http.headers import downstream_headers, upstream_headers
 
-__all__ = ["CHUNK", "POOL_WAIT", "ClientGone", "SendWatch", "Upstream", "forward"]
+__all__ = ["CHUNK", "POOL_WAIT", "ClientGone", "SendWatch", "Sink", "Tee", "Upstream", "forward"]
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +80,17 @@ class Upstream:
             yield
         finally:
             self._slots.release()
+
+
+class Sink(Protocol):
+    """A copy of a forwarded body, read whole (``proxy.http.cache`` keeps small ones by digest)."""
+
+    def add(self, chunk: bytes) -> None: ...
+    def done(self) -> bool: ...  # the whole body arrived
+    def close(self) -> None: ...  # always called last, whether or not it arrived
+
+
+Tee = Callable[[int, CIMultiDict[str], int | None], Sink | None]  # (status, headers, length) -> a sink or None
 
 
 class ClientGone(Exception):
@@ -178,8 +191,15 @@ async def _request_body(request: web.Request, stall: float) -> AsyncIterator[byt
         raise ClientGone("client upload ended early") from exc
 
 
-async def forward(request: web.Request, upstream: Upstream, origin: Origin) -> web.StreamResponse:
-    """Send the request to the backend and stream its answer back; raises ProxyError before the answer starts."""
+async def forward(request: web.Request, upstream: Upstream, origin: Origin,
+                  tee: Tee | None = None) -> web.StreamResponse:
+    """Send the request to the backend and stream its answer back; raises ProxyError before the answer starts.
+
+    ``tee``, if given, is shown the answer's status and headers and may
+    return a :class:`Sink`: the body is then read whole from the backend
+    (the tee only asks for bodies within ``cache.max_item``), given to
+    the sink, and sent.
+    """
     headers = upstream_headers(
         request.headers,
         host=origin.host,
@@ -213,7 +233,7 @@ async def forward(request: web.Request, upstream: Upstream, origin: Origin) -> w
             raise _unreachable(upstream, exc, request) from None
         upstream.health.answered()  # logs "reachable again" once after an outage
         async with backend:
-            return await _relay(request, backend, upstream, origin)
+            return await _relay(request, backend, upstream, origin, tee)
 
 
 def _unreachable(upstream: Upstream, exc: BaseException, request: web.Request) -> ProxyError:
@@ -222,7 +242,7 @@ def _unreachable(upstream: Upstream, exc: BaseException, request: web.Request) -
 
 
 async def _relay(
-    request: web.Request, backend: aiohttp.ClientResponse, upstream: Upstream, origin: Origin
+    request: web.Request, backend: aiohttp.ClientResponse, upstream: Upstream, origin: Origin, tee: Tee | None
 ) -> web.StreamResponse:
     response = web.StreamResponse(
         status=backend.status,
@@ -232,6 +252,7 @@ async def _relay(
     )
     if backend.content_length is not None:
         response.content_length = backend.content_length
+    sink = tee(backend.status, response.headers, backend.content_length) if tee is not None else None
     watch: SendWatch | None = None
     try:
         await response.prepare(request)
@@ -239,8 +260,14 @@ async def _relay(
             return response
         watch = SendWatch(request.transport, upstream.send_timeout, origin.client_ip,
                           f"{request.method} {request.path}")
-        async for chunk in backend.content.iter_chunked(CHUNK):
-            await watch.send(response.write(chunk))
+        if sink is not None:  # a body the cache keeps (<= cache.max_item): whole first, so that requests
+            whole = await backend.read()  # waiting for it are not held up by this client's pace
+            sink.add(whole)
+            sink.done()
+            await watch.send(response.write(whole))
+        else:
+            async for chunk in backend.content.iter_chunked(CHUNK):
+                await watch.send(response.write(chunk))
         await watch.send(response.write_eof())
     except (ConnectionError, aiohttp.ClientConnectionResetError):
         _abort(request)  # the client left or was cut off (SendWatch logged it); nothing to tell it
@@ -250,6 +277,8 @@ async def _relay(
     finally:
         if watch is not None:
             watch.close()
+        if sink is not None:
+            sink.close()
     return response
 
 

@@ -6,23 +6,26 @@ consistent policy from start to end. What must survive a reload is carried
 over from the previous runtime by :func:`build_runtime` itself: the token
 key (unless its file changed), the user store and its password pool (unless
 the files changed), the throttle's counters (unless its settings changed; a
-reload must not forgive failed logins) and the backend connection pool.
+reload must not forgive failed logins), the backend connection pool and the
+digest cache (unless its settings changed).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiohttp
 
 from auth.decision import Policy
+from auth.digestcache import CacheCounters
 from auth.keys import read_token_key
 from auth.routes import Router
 from auth.throttle import LoginThrottle
 from auth.tokens import TokenAuthority, new_key
 from auth.userfiles.store import UserStore
 from proxy.config import Config
+from proxy.http.cache import ResponseCache
 from proxy.http.forward import Upstream
 from proxy.http.gate import Gate
 from proxy.http.verify import Verifier
@@ -45,6 +48,7 @@ class Stats:
     writes_in_flight: int = 0  # what ``gc`` waits to reach 0
     throttled: int = 0  # requests refused by login throttling
     rate_limited: int = 0  # requests refused by limits.requests_per_second
+    cache: CacheCounters = field(default_factory=CacheCounters)  # hits, misses, evictions, bytes held
 
     def throttle(self) -> None:
         self.throttled += 1
@@ -60,6 +64,7 @@ class Runtime:
     upstream: Upstream
     maintenance: MaintenanceFlag
     token_key: bytes
+    cache: ResponseCache  # content by digest in memory; kept across reloads unless ``cache`` changed
 
 
 class Live:
@@ -163,4 +168,8 @@ def build_runtime(config: Config, session: aiohttp.ClientSession, stats: Stats,
         maintenance = previous.maintenance
     else:
         maintenance = MaintenanceFlag(config.maintenance_file)
-    return Runtime(config, Router(tok.path), gate, upstream, maintenance, key)
+    if previous is not None and _unchanged(previous, config, "cache"):
+        cache = previous.cache  # what is by digest stays true whatever else the reload changed
+    else:
+        cache = ResponseCache(config.cache, stats.cache, config.limits.send_timeout)
+    return Runtime(config, Router(tok.path), gate, upstream, maintenance, key, cache)

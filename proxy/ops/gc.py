@@ -6,6 +6,13 @@ registry. Here the maintenance file refuses writes on every replica within a
 second, the admin listeners' ``/inflight`` says when the last write has
 finished, and the file goes away again whatever the collector did.
 
+After the collector ran, every replica's digest cache is emptied through the
+same admin URLs (``DELETE /cache``): any manifest or blob may be gone now,
+and a proxy must not go on answering it from memory. The admin listener
+rather than the maintenance flag, because replicas see the flag only when a
+request asks for it: one that served no request during the collection would
+never notice it came and went, and would keep what was deleted.
+
 Standard library only (``urllib``, ``subprocess``): the CLI runs this without
 importing aiohttp or the server.
 """
@@ -21,7 +28,7 @@ import urllib.request
 from proxy.config import Config, connect_host, format_host_port, parse_host_port
 from proxy.ops.maintenance import INTERVAL, switch_off, switch_on
 
-__all__ = ["NO_ADMIN_WAIT", "POLL", "admin_urls", "run", "wait_for_writes", "writes_in_flight"]
+__all__ = ["NO_ADMIN_WAIT", "POLL", "admin_urls", "clear_caches", "run", "wait_for_writes", "writes_in_flight"]
 
 POLL = 0.2
 NO_ADMIN_WAIT = 2.0
@@ -80,6 +87,26 @@ def wait_for_writes(urls: list[str], timeout: float, force: bool = False) -> boo
         urls = list(busy)
 
 
+def clear_caches(urls: list[str], ttl: float) -> bool:
+    """Empty every proxy's digest cache; False (and said, with what follows) if one does not answer."""
+    if not urls:
+        print(f"gc: warning: admin listener is off; what the proxy keeps in memory by digest expires within "
+              f"cache.ttl ({ttl:g}s)", file=sys.stderr)
+        return False
+    ok = True
+    for url in urls:
+        request = urllib.request.Request(url + "/cache", method="DELETE")
+        try:
+            with urllib.request.urlopen(request, timeout=5) as resp:
+                cleared = int(json.load(resp)["cleared"])
+            print(f"gc: {url}: digest cache cleared ({cleared} entries)", flush=True)
+        except (OSError, ValueError, KeyError, TypeError):
+            ok = False
+            print(f"gc: warning: {url}/cache does not answer; that proxy may answer deleted content from memory "
+                  f"for up to cache.ttl ({ttl:g}s)", file=sys.stderr)
+    return ok
+
+
 def run(config: Config, command: str, timeout: float, admin_urls: list[str], force: bool = False) -> int:
     """Run ``command`` (a shell line) with writes switched off; its exit code, or 1 if writes never drained.
 
@@ -100,6 +127,7 @@ def run(config: Config, command: str, timeout: float, admin_urls: list[str], for
         started = time.monotonic()
         code = subprocess.run(command, shell=True, check=False).returncode  # the operator's own command line
         print(f"gc: command exited {code} after {time.monotonic() - started:.1f}s", flush=True)
+        clear_caches(admin_urls, config.cache.ttl)  # whatever the exit code: it may have deleted some
         return code
     finally:
         if was_on:
