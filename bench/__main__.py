@@ -39,7 +39,7 @@ def _parse(argv: list[str]) -> Settings:
     )
     parser.add_argument("--rounds", type=int, default=None, help="override the round count")
     parser.add_argument(
-        "--proxy-args", default="", help="extra arguments for `python -m proxy serve` (e.g. '--workers 2')"
+        "--proxy-args", default="", help="extra arguments for `python -m proxy serve`"
     )
     args = parser.parse_args(argv)
     chosen = tuple(t.strip() for t in args.targets.split(",") if t.strip())
@@ -81,6 +81,8 @@ def _start_fronts(
                 started.append(direct)
             elif name == "proxy":
                 started.append(targets.start_proxy(ws, pg, direct, settings.proxy_args))
+            elif name == "proxy-w2":
+                started.append(targets.start_proxy(ws, pg, direct, settings.proxy_args, workers=2))
             elif name == "apache":
                 started.append(targets.start_apache(ws, pg, direct))
             elif name == "nginx":

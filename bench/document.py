@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 
-from bench import goals, report
+from bench import goals, imagestorm, report
 from bench.prereq import Versions
 from bench.runner import Results
 from bench.settings import Settings
@@ -37,7 +37,9 @@ def _method(info: RunInfo) -> str:
             "(filesystem storage in a temp dir, delete enabled); proxy/apache/nginx are TLS "
             "fronts to that same registry process.",
             "- proxy runs as two instances: `challenge: bearer` (default; workloads 1–3, 5–7) and "
-            "`challenge: basic` (workload 4).",
+            "`challenge: basic` (workload 4). proxy-w2 is the same with `workers: 2` (a supervisor and two "
+            "worker processes on one port; its CPU and RSS are the whole tree's): CPU per request should "
+            "match proxy's; on 2 cores shared with the registry and the load generator, req/s cannot double.",
             "- Server CPU = utime+stime(+cutime+cstime) from /proc over the server's process tree "
             "(Apache parent + children, nginx master + workers, proxy + any workers); backend CPU = "
             "the registry's tree in the same window. RSS = summed VmRSS of the tree, sampled every "
@@ -87,7 +89,8 @@ def render(info: RunInfo, results: Results) -> str:
         f"## 3. Small reads, {s.connections} connections, {s.load_seconds} s",
         report.load_table(
             results,
-            [("head", "HEAD manifest (hey)"), ("get_manifest", "GET manifest (wrk)"), ("get_base", "GET /v2/ (wrk)")],
+            [("head", "HEAD manifest (hey)"), ("get_manifest", "GET manifest (wrk)"), ("get_base", "GET /v2/ (wrk)"),
+             ("head_digest", "HEAD manifest by digest (hey)"), ("get_digest", "GET manifest by digest (wrk)")],
             targets,
         ),
         "In bearer mode (the default) ours answers an anonymous `GET /v2/` itself with 401 + a Bearer "
@@ -106,6 +109,12 @@ def render(info: RunInfo, results: Results) -> str:
         report.rss_table(results, targets, big),
         "## 7. Concurrent anonymous pulls",
         report.storm_table(results, targets, s.concurrent_pulls, s.small_blob_mib),
+        "## 8. A pull storm of one image",
+        f"{s.concurrent_pulls} clients at once, each on its own connection, pull one image by digest: the "
+        f"manifest, its config and its one {imagestorm.LAYER_MIB} MiB layer, every digest checked. Each "
+        "part fits the proxy's `cache.max_item`, so after the first misses ours answers from memory; the "
+        "by-digest rows of workload 3 are warmed by one GET before the load (only a GET fills the cache).",
+        report.image_storm_table(results, targets, s.concurrent_pulls),
         "## Targets from the issue (our proxy)",
         goals.render(goals.evaluate(results, s.concurrent_pulls, s.quick)),
     ]

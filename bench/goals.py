@@ -80,6 +80,13 @@ def evaluate(results: Results, n_pulls: int, quick: bool) -> list[Goal]:
             continue
         s = spread(runs, "peak_rss_mib")
         goals.append(_check(text, s.high if s else None, 64, False, "{:.1f} MiB"))
+    for row, label in (("head_digest", "HEAD"), ("get_digest", "GET")):
+        goals.append(_check(f"3 {label} manifest by digest ≥ 1.5× direct (cache)",
+                            _ratio(results, row, "rps", "direct"), 1.5, True, ratio_fmt))
+    mine, theirs = med(results, "image_storm", "proxy", "wall_s"), med(results, "image_storm", "direct", "wall_s")
+    goals.append(_check(f"8 pull storm of one image ({n_pulls} clients) faster than direct",
+                        theirs / mine if mine and theirs else None, 1.0, True, "{:.2f}× direct's speed",
+                        strict=True))
     storm = results.get(("storm", "proxy"))
     text = f"7 {n_pulls}/{n_pulls} concurrent pulls with right digests"
     if quick:

@@ -172,3 +172,28 @@ def storm_table(results: Results, targets: list[str], n: int, size_mib: int) -> 
         )
     title = f"{n} concurrent anonymous pulls of a {size_mib} MiB blob (aiohttp, one connection each)"
     return f"_{title}_\n\n" + _table(header, rows) + _errors_note(results, ["storm"])
+
+
+def image_storm_table(results: Results, targets: list[str], n: int) -> str:
+    """Workload 8: wall time is the number that matters (every client waits for its whole image)."""
+    header = ["target", "clients ok", "wall s median (min–max)", "speed vs direct", "req/s", "server CPU s",
+              "backend CPU s", "peak RSS MiB"]
+    rows: list[list[str]] = []
+    direct = med(results, "image_storm", "direct", "wall_s")
+    for t in targets:
+        runs = results.get(("image_storm", t))
+        if _failed(rows, t, [], runs, len(header)):
+            continue
+        assert runs is not None
+        mine = med(results, "image_storm", t, "wall_s")
+        rows.append([
+            t,
+            f"{min(int(m['completed']) for m in runs.metrics)}/{n} (worst run)",
+            with_range(spread(runs, "wall_s"), 2),
+            ratio(direct, mine),  # > 1: faster than direct
+            num(med(results, "image_storm", t, "rps")),
+            num(med(results, "image_storm", t, "cpu_s"), 2),
+            "(same)" if t == "direct" else num(med(results, "image_storm", t, "backend_cpu_s"), 2),
+            num(med(results, "image_storm", t, "peak_rss_mib"), 1),
+        ])
+    return _table(header, rows) + _errors_note(results, ["image_storm"])

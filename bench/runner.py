@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 
+from bench import imagestorm
 from bench import workloads as w
 from bench.clients import ClientError
 from bench.procstat import settle
@@ -49,12 +50,15 @@ def plan() -> list[Step]:
         Step("head", "3 HEAD manifest (hey)", w.head_manifest),
         Step("get_manifest", "3 GET manifest (wrk)", w.get_manifest),
         Step("get_base", "3 GET /v2/ (wrk)", w.get_base),
+        Step("head_digest", "3 HEAD manifest by digest (hey)", w.head_manifest_digest),
+        Step("get_digest", "3 GET manifest by digest (wrk)", w.get_manifest_digest),
         Step("basic:mark", "4 Basic writes, mark (cost 5)", partial(w.basic_writes, name="mark")),
         Step("basic:mark12", "4 Basic writes, mark12 (cost 12)", partial(w.basic_writes, name="mark12")),
         Step("bearer", "5 Bearer writes (ours only)", w.bearer_writes, only=("proxy",)),
         Step("huge_push", "6 push 2 GiB (ours)", w.huge_push, only=("proxy",), single_round=True),
         Step("huge_pull", "6 pull 2 GiB (ours)", w.huge_pull, only=("proxy",), single_round=True),
         Step("storm", "7 concurrent pulls", w.concurrent_pulls),
+        Step("image_storm", "8 pull storm of one image", imagestorm.image_storm),
     ]
 
 

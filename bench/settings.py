@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MIB = 1024 * 1024
-ALL_TARGETS: tuple[str, ...] = ("direct", "proxy", "apache", "nginx")
+ALL_TARGETS: tuple[str, ...] = ("direct", "proxy", "proxy-w2", "apache", "nginx")  # proxy-w2: `workers: 2`
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 

@@ -1,4 +1,4 @@
-"""The four targets: registry direct, our proxy, Apache (seed vhost), nginx (docs recipe).
+"""The targets: registry direct, our proxy (one process, and `workers: 2`), Apache (seed vhost), nginx (docs recipe).
 
 All of them listen on 127.0.0.1 on free ports, read the same cert/htpasswd/group files,
 and (except `direct`) forward to the one registry that `direct` measures.
@@ -109,10 +109,10 @@ def start_registry(ws: Workspace, pg: ProcessGroups) -> Target:
 
 
 def _start_proxy_instance(
-    ws: Workspace, pg: ProcessGroups, backend: Target, args: tuple[str, ...], challenge: str
+    ws: Workspace, pg: ProcessGroups, backend: Target, args: tuple[str, ...], challenge: str, workers: int = 1
 ) -> tuple[str, int]:
     port = free_port()
-    run = _rundir(ws, f"proxy-{challenge}")
+    run = _rundir(ws, f"proxy-{challenge}" + (f"-w{workers}" if workers > 1 else ""))
     config = {
         "listen": f"127.0.0.1:{port}",
         "tls": {"cert": str(ws.server_cert), "key": str(ws.server_key)},
@@ -125,6 +125,7 @@ def _start_proxy_instance(
         },
         # its own admin port: a fixed default would collide with a demo or a second instance
         "admin": {"listen": f"127.0.0.1:{free_port()}"},
+        "workers": workers,  # > 1: a supervisor and its workers; the CPU and RSS are the whole tree's
     }
     cfg = run / "proxy.yml"
     cfg.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -140,11 +141,14 @@ def _start_proxy_instance(
     return url, proc.pid
 
 
-def start_proxy(ws: Workspace, pg: ProcessGroups, backend: Target, args: tuple[str, ...]) -> Target:
-    """Two instances: bearer (default; workloads 1-3, 5-7) and basic (workload 4)."""
-    url, pid = _start_proxy_instance(ws, pg, backend, args, "bearer")
-    basic_url, basic_pid = _start_proxy_instance(ws, pg, backend, args, "basic")
-    return Target("proxy", url, pid, backend.pid, basic_url, basic_pid)
+def start_proxy(
+    ws: Workspace, pg: ProcessGroups, backend: Target, args: tuple[str, ...], workers: int = 1
+) -> Target:
+    """Two instances: bearer (default; workloads 1-3, 5-7) and basic (workload 4); `proxy-wN` with workers > 1."""
+    url, pid = _start_proxy_instance(ws, pg, backend, args, "bearer", workers)
+    basic_url, basic_pid = _start_proxy_instance(ws, pg, backend, args, "basic", workers)
+    name = "proxy" if workers == 1 else f"proxy-w{workers}"
+    return Target(name, url, pid, backend.pid, basic_url, basic_pid)
 
 
 def _user_directives(kind: str) -> str:

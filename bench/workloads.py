@@ -7,6 +7,7 @@ process tree, the backend registry's separately.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from dataclasses import dataclass
@@ -242,3 +243,27 @@ def concurrent_pulls(ctx: Context, target: Target) -> Metrics:
     if storm.first_error:
         raise Partial(metrics, f"{n - storm.completed} failed, first error: {storm.first_error}")
     return metrics
+
+
+def _digest_url(ctx: Context, target: Target) -> str:
+    """The same manifest as workload 3's tag rows, by its digest: content a proxy may answer from memory."""
+    digest = "sha256:" + hashlib.sha256((ctx.ws.root / "manifest.json").read_bytes()).hexdigest()
+    return f"{target.url}/v2/{REPO}/manifests/{digest}"
+
+
+def head_manifest_digest(ctx: Context, target: Target) -> Metrics:
+    """Workload 3 by digest, HEAD (hey); one GET first, as for every target: only a GET fills our cache."""
+    s = ctx.settings
+    url = _digest_url(ctx, target)
+    headers = (f"Accept: {MANIFEST_TYPE}",)
+    probe = clients.status_of(url, ctx.ws.ca_cert, headers)
+    meter = CpuMeter(_roots(ctx, target))
+    result = run_hey(url, "HEAD", s.load_seconds, s.connections, headers)
+    metrics = _load_metrics(result, meter.stop().seconds)
+    metrics["probe_status"] = float(probe)
+    return metrics
+
+
+def get_manifest_digest(ctx: Context, target: Target) -> Metrics:
+    """Workload 3 by digest, GET (wrk)."""
+    return _wrk_with_probe(ctx, target, _digest_url(ctx, target), (f"Accept: {MANIFEST_TYPE}",))

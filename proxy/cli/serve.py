@@ -45,6 +45,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     The pid file is written before the listeners open and removed at exit,
     so ``registry-auth-proxy reload`` signals this instance and no other.
+    With ``workers`` > 1 this process is the supervisor of the workers
+    (``proxy.server.workers``): the pid file names it, and it relays signals.
     """
     config = load_or_exit(args.config, announce=True)
     from proxy.server import serve  # lazy: the only command that needs aiohttp
@@ -57,7 +59,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 1
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            runner.run(serve(config))
+            if config.workers == 1:
+                runner.run(serve(config))
+            else:
+                from proxy.server.workers import supervise
+
+                runner.run(supervise(config))
     except (OSError, ValueError) as exc:
         log.error("cannot start: %s", exc)
         return 1

@@ -9,6 +9,7 @@ tokens. Every judgement and every refusal text comes from
 from __future__ import annotations
 
 import asyncio
+import inspect
 from typing import TYPE_CHECKING
 
 from auth.access import Identity
@@ -92,6 +93,8 @@ class Gate:
                 raise self.policy.invalid_credentials(origin, route)
             return identity
         slot = throttle.reserve(origin.client_ip, creds.user)
+        if inspect.isawaitable(slot):  # ``workers`` > 1: the supervisor's throttle (proxy.server.workers.throttle)
+            slot = await slot
         if isinstance(slot, Blocked):
             self.stats.throttle()
             raise self.policy.throttled(slot)

@@ -46,6 +46,23 @@ class _StatsCollector(Collector):
                                   value=self.stats.throttled)
         yield CounterMetricFamily(f"{PREFIX}_rate_limited_requests", "Requests refused by "
                                   "limits.requests_per_second (429)", value=self.stats.rate_limited)
+        cache = self.stats.cache
+        yield CounterMetricFamily(f"{PREFIX}_cache_hits", "Requests by digest answered from memory",
+                                  value=cache.hits)
+        yield CounterMetricFamily(f"{PREFIX}_cache_misses", "Requests by digest the cache could not answer "
+                                  "(forwarded)", value=cache.misses)
+        yield CounterMetricFamily(f"{PREFIX}_cache_stored", "Bodies kept after they hashed to their digest",
+                                  value=cache.stored)
+        yield CounterMetricFamily(f"{PREFIX}_cache_rejected", "Forwarded bodies not kept: cut short or not "
+                                  "hashing to their digest (a backend that lies)", value=cache.rejected)
+        evictions = CounterMetricFamily(f"{PREFIX}_cache_evictions", "Entries dropped, by reason (lru: room, "
+                                        "ttl: age, delete: a DELETE through the proxy, clear: gc)", labels=["reason"])
+        for reason, n in cache.evicted.items():
+            evictions.add_metric([reason], n)
+        yield evictions
+        yield GaugeMetricFamily(f"{PREFIX}_cache_bytes", "Bytes the cache holds (bodies, headers, overhead)",
+                                value=cache.bytes)
+        yield GaugeMetricFamily(f"{PREFIX}_cache_entries", "Entries the cache holds", value=cache.entries)
 
 
 def action_of(request: web.BaseRequest) -> str:

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 from typing import Any
 
@@ -217,7 +218,7 @@ class GuardedSite(web.BaseSite):
     def __init__(self, runner: web.BaseRunner, host: str, port: int, *, limits: Limits,
                  handler_options: dict[str, Any], ssl_context: ssl.SSLContext | None = None,
                  backlog: int = 1024, proxy_protocol: tuple[Network, ...] = (),
-                 trusted_proxies: tuple[Network, ...] = ()) -> None:
+                 trusted_proxies: tuple[Network, ...] = (), sockets: list[socket.socket] | None = None) -> None:
         super().__init__(runner, ssl_context=ssl_context, backlog=backlog)
         server = runner.server
         assert server is not None  # BaseSite refuses a runner that is not set up
@@ -228,6 +229,7 @@ class GuardedSite(web.BaseSite):
         self.guard = ConnectionGuard(limits, exempt=trusted_proxies)
         self._manager = server
         self._options = handler_options
+        self._sockets = sockets  # already listening (``workers``: inherited from the supervisor); None: bind here
         self._listener: asyncio.Server | PreTLSListener | None = None
 
     @property
@@ -240,11 +242,11 @@ class GuardedSite(web.BaseSite):
 
     async def start(self) -> None:
         await super().start()  # registers the site with its runner
-        if self.proxy_protocol or self.tls:
+        if self.proxy_protocol or self.tls or self._sockets is not None:
             listener = PreTLSListener(self._protocol, trusted=self.proxy_protocol, ssl_context=self.tls,
                                       header_timeout=self.limits.header_timeout,
                                       max_pending=self.limits.max_connections)
-            await listener.start(self.host, self.port, self.backlog)
+            await listener.start(self.host, self.port, self.backlog, self._sockets)
             self._listener = listener
             sockets = [sock.getsockname() for sock in listener.sockets]
         else:  # plain HTTP (behind a TLS-terminating proxy): nothing to look at before the protocol

@@ -186,11 +186,14 @@ class PreTLSListener:
         self._pending: set[asyncio.Task[None]] = set()
         self._last_overflow_log = float("-inf")
 
-    async def start(self, host: str, port: int, backlog: int) -> None:
+    async def start(self, host: str, port: int, backlog: int, sockets: list[socket.socket] | None = None) -> None:
+        """Bind and listen, or accept on ``sockets`` already listening (a worker's, inherited from the supervisor)."""
         loop = asyncio.get_running_loop()
-        infos = await loop.getaddrinfo(host or None, port, family=socket.AF_UNSPEC, type=socket.SOCK_STREAM,
-                                       flags=socket.AI_PASSIVE)
-        self.sockets = _listening_sockets(infos, backlog)
+        if sockets is None:
+            infos = await loop.getaddrinfo(host or None, port, family=socket.AF_UNSPEC, type=socket.SOCK_STREAM,
+                                           flags=socket.AI_PASSIVE)
+            sockets = _listening_sockets(infos, backlog)
+        self.sockets = sockets
         for sock in self.sockets:
             task = loop.create_task(self._accept(sock))
             self._tasks.add(task)

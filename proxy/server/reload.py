@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -36,8 +37,12 @@ def restart_needed(old: Config, new: Config) -> list[str]:
     return [name for name in RESTART_ONLY if getattr(old, name) != getattr(new, name)]
 
 
-def reload_config(app: web.Application) -> bool:
-    """Swap in a runtime built from the re-read config; False (old one kept) on any error."""
+def reload_config(app: web.Application, adjust: Callable[[Config], Config] | None = None) -> bool:
+    """Swap in a runtime built from the re-read config; False (old one kept) on any error.
+
+    ``adjust`` (a worker's, ``proxy.server.workers``) fills in what the
+    supervisor decided for the whole instance, before it is compared.
+    """
     live = app[LIVE]
     old = live.runtime
     path = old.config.path
@@ -46,6 +51,8 @@ def reload_config(app: web.Application) -> bool:
     except ConfigError as exc:
         log.error("SIGHUP: keeping the old config; the new one does not load: %s", exc)
         return False
+    if adjust is not None:
+        new = adjust(new)
     pending = restart_needed(old.config, new)
     # what is in effect: the new policy, the old bindings
     effective = dataclasses.replace(new, **{name: getattr(old.config, name) for name in pending})
@@ -63,9 +70,10 @@ def reload_config(app: web.Application) -> bool:
     return True
 
 
-def on_sighup(app: web.Application, tls: ReloadableTLS | None, sink: AccessSink | None) -> None:
+def on_sighup(app: web.Application, tls: ReloadableTLS | None, sink: AccessSink | None,
+              adjust: Callable[[Config], Config] | None = None) -> None:
     store = app[LIVE].runtime.gate.store
-    reload_config(app)
+    reload_config(app, adjust)
     if tls is not None:
         try:
             tls.reload()
