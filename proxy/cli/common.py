@@ -8,12 +8,14 @@ cannot drift from the value.
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Callable
 from typing import TypeAlias
 
 from proxy.config import CONFIG_ENV, DEFAULT_CONFIG_PATH
 from proxy.config.load import SYSTEM_CONFIG_PATH
 
-__all__ = ["Subparsers", "add_config_argument"]
+__all__ = ["BadInput", "Handler", "Refused", "Subparsers", "add_config_argument", "guarded"]
 
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 """What ``ArgumentParser.add_subparsers()`` returns; each command module registers on one."""
@@ -24,3 +26,33 @@ def add_config_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default=None,
                         help=f"config file (default: ${CONFIG_ENV}, else ./{DEFAULT_CONFIG_PATH}, "
                              f"else {SYSTEM_CONFIG_PATH})")
+
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class Refused(Exception):
+    """A file edit that does not apply to the file's current content (exit 1)."""
+
+
+class BadInput(Exception):
+    """Unusable input: names, passwords, globs, expiry, config (exit 2)."""
+
+
+def guarded(handler: Handler) -> Handler:
+    """Turn expected failures of the file-editing commands into one stderr line and an exit code."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except Refused as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        except (BadInput, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        except OSError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+
+    return run

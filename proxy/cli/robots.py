@@ -27,28 +27,23 @@ import json
 import re
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from auth.access import Access, Action, Identity
 from auth.userfiles import robots as robot_file
 from auth.userfiles.atomic import read_lines, rewrite
-from proxy.cli.common import Subparsers, add_config_argument
+from proxy.cli.common import BadInput as _BadInput
+from proxy.cli.common import Handler, Subparsers, add_config_argument
+from proxy.cli.common import Refused as _Refused
+from proxy.cli.common import guarded as _guarded
 from proxy.config import find_config, load_config
 
 __all__ = ["add_robot_commands"]
 
-Handler = Callable[[argparse.Namespace], int]
 HEADER = ("# Robot accounts (robot$NAME), one per line: NAME: {JSON}. Edit with `registry-auth-proxy robot`; "
           "secrets are stored as SHA-256 only.")
 
 
-class _Refused(Exception):
-    """A change that does not apply to the current file content (exit 1)."""
-
-
-class _BadInput(Exception):
-    """Unusable input: names, globs, expiry, config (exit 2)."""
 
 
 def add_robot_commands(subparsers: Subparsers) -> None:
@@ -85,23 +80,6 @@ def _leaf(subs: Subparsers, name: str, handler: Handler, help_text: str,
     return parser
 
 
-def _guarded(handler: Handler) -> Handler:
-    """Turn expected failures into a one-line stderr message and an exit code."""
-
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return handler(args)
-        except _Refused as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-        except (_BadInput, ValueError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        except OSError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-
-    return run
 
 
 def _config_access(args: argparse.Namespace) -> tuple[Path | None, Access | None]:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,20 +33,16 @@ from auth.userfiles import groups as group_file
 from auth.userfiles import htpasswd as htpasswd_file
 from auth.userfiles.atomic import read_lines, rewrite
 from auth.userfiles.hashing import DEFAULT_COST, MAX_COST, MIN_COST, hash_password, odd_hashes
-from proxy.cli.common import Subparsers, add_config_argument
+from proxy.cli.common import BadInput as _BadInput
+from proxy.cli.common import Handler, Subparsers, add_config_argument
+from proxy.cli.common import Refused as _Refused
+from proxy.cli.common import guarded as _guarded
 from proxy.config import find_config, load_config
 
 __all__ = ["add_user_commands"]
 
-Handler = Callable[[argparse.Namespace], int]
 
 
-class _Refused(Exception):
-    """A change that does not apply to the current file content (exit 1)."""
-
-
-class _BadInput(Exception):
-    """Unusable input: names, passwords, config (exit 2)."""
 
 
 def add_user_commands(subparsers: Subparsers) -> None:
@@ -89,23 +84,6 @@ def _leaf(
     parser.set_defaults(func=_guarded(handler))
 
 
-def _guarded(handler: Handler) -> Handler:
-    """Turn expected failures into a one-line stderr message and an exit code."""
-
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return handler(args)
-        except _Refused as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-        except (_BadInput, ValueError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        except OSError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-
-    return run
 
 
 @dataclass(frozen=True)

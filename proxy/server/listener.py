@@ -48,7 +48,7 @@ from typing import Any
 from auth.access import Network
 from auth.clientaddr import in_networks
 from proxy.http.errors import SERVER
-from proxy.server.proxy_protocol import Client, NothingSent, ProxyHeaderError, read_header, sends_header
+from proxy.server.proxy_protocol import Client, NothingSent, ProxyHeaderError, read_header, readable, sends_header
 
 __all__ = ["PLAIN_HTTP_ANSWER", "ClientTransport", "PreTLSListener", "plain_text_first"]
 
@@ -145,14 +145,6 @@ def _listening_sockets(infos: list[tuple[Any, ...]], backlog: int) -> list[socke
     return sockets
 
 
-async def _readable(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
-    ready = loop.create_future()
-    loop.add_reader(sock.fileno(), lambda: ready.done() or ready.set_result(None))
-    try:
-        await ready
-    finally:
-        loop.remove_reader(sock.fileno())
-
 
 async def plain_text_first(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> bool:
     """Does the client open with a letter (an HTTP method) where a TLS record must start? Only peeks.
@@ -163,7 +155,7 @@ async def plain_text_first(loop: asyncio.AbstractEventLoop, sock: socket.socket)
         try:
             first = sock.recv(1, socket.MSG_PEEK)
         except (BlockingIOError, InterruptedError):
-            await _readable(loop, sock)
+            await readable(loop, sock)
             continue
         if not first:
             raise NothingSent("closed before sending anything")

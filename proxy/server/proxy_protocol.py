@@ -149,7 +149,7 @@ def starts_header(prefix: bytes) -> bool | None:
 # ---------------------------------------------------------------------------- reading from a socket
 
 
-async def _readable(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
+async def readable(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
     ready = loop.create_future()
     loop.add_reader(sock.fileno(), lambda: ready.done() or ready.set_result(None))
     try:
@@ -164,7 +164,7 @@ async def _peek(loop: asyncio.AbstractEventLoop, sock: socket.socket, size: int)
         try:
             return sock.recv(size, socket.MSG_PEEK)
         except (BlockingIOError, InterruptedError):
-            await _readable(loop, sock)
+            await readable(loop, sock)
 
 
 async def _recv_exact(loop: asyncio.AbstractEventLoop, sock: socket.socket, size: int) -> bytes:
