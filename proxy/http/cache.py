@@ -22,7 +22,9 @@ The filling ``GET`` reads the body whole before sending it (it is at most
 pace.
 
 A ``DELETE`` the registry accepted (202) evicts that digest in that
-repository; ``gc`` clears everything through the admin listener;
+repository; with ``workers`` > 1, :attr:`ResponseCache.on_evict` has every other
+worker evict it too (``proxy.server.workers.evict``); ``gc`` clears
+everything through the admin listener;
 ``cache.ttl`` bounds how long a change made behind the proxy's back can go
 unseen.
 """
@@ -62,6 +64,8 @@ class ResponseCache:
         self.store.on_settled = self._settled
         self.send_timeout = send_timeout
         self._fills: dict[Key, asyncio.Event] = {}  # a GET filling this key; set when its fill ended
+        # told of each DELETE accepted here: with ``workers`` > 1 the other workers' caches must forget it too
+        self.on_evict: Callable[[Key], None] | None = None
 
     def key(self, request: web.Request, route: Route) -> Key | None:
         """``(repository, kind, digest)`` when memory may answer (or a ``DELETE`` evict) this request."""
@@ -81,6 +85,8 @@ class ResponseCache:
             response = await forward(None)
             if response.status == 202:
                 self.store.evict(key[0], key[2])
+                if self.on_evict is not None:
+                    self.on_evict(key)
             return response
         accept = request.headers.getall("Accept", ())
         entry = self.store.get(key, accept, count=False)

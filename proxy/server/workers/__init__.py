@@ -8,11 +8,13 @@
 * ``process``: one worker slot as the supervisor tracks it;
 * ``channel``: the start-up spec and the JSON-lines protocol between them;
 * ``throttle``: the login throttle shared over that channel;
+* ``evict``: a digest deleted through one worker, evicted in all over it;
 * ``aggregate`` and ``merge``: the admin listener and ``/metrics`` for all.
 
 What stays per worker: the connection caps and request rate
-(``limits.*``), the password cache, the digest cache and the backend pool,
-each process's own memory; see the README, *Workers on one host*.
+(``limits.*``), the password cache, the digest cache (but a ``DELETE``
+through one worker evicts in all) and the backend pool, each process's own
+memory; see the README, *Workers on one host*.
 """
 
 from proxy.server.workers.supervisor import supervise

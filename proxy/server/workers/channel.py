@@ -11,8 +11,10 @@ at most :data:`LINE_LIMIT` bytes (a user name is bounded by aiohttp's
 
 * worker -> supervisor: ``ready``; ``error`` (why start-up failed);
   ``reserve`` / ``failed`` / ``succeeded`` (the login throttle,
-  ``proxy.server.workers.throttle``).
-* supervisor -> worker: the answer to a ``reserve`` (same ``id``); ``reload``.
+  ``proxy.server.workers.throttle``); ``evict`` (a digest deleted through
+  it, ``proxy.server.workers.evict``).
+* supervisor -> worker: the answer to a ``reserve`` (same ``id``); ``reload``;
+  ``evict`` (a digest deleted through another worker).
 
 End of file on either side means the other process is gone: a worker
 drains and exits, the supervisor counts the worker's unresolved password

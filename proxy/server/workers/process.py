@@ -93,6 +93,11 @@ class WorkerProcess:
         writer.write(encode(message))
         return True
 
+    def backlog(self) -> int:
+        """Bytes written to it and not yet taken by the kernel: grows while it reads nothing (stopped, hung)."""
+        writer = self._writer
+        return 0 if writer is None or writer.transport.is_closing() else writer.transport.get_write_buffer_size()
+
     def signal(self, sig: int) -> None:
         if self.proc is not None and self.proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):

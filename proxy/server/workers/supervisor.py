@@ -54,6 +54,7 @@ from proxy.server.listener import _listening_sockets  # the same sockets a singl
 from proxy.server.reload import RESTART_ONLY
 from proxy.server.workers.aggregate import create_supervisor_admin
 from proxy.server.workers.channel import LINE_LIMIT, WorkerSpec, read_message
+from proxy.server.workers.evict import relay_eviction
 from proxy.server.workers.merge import Merger
 from proxy.server.workers.process import WorkerProcess, describe_exit
 from proxy.server.workers.throttle import new_throttle
@@ -164,6 +165,11 @@ class Supervisor:
                 log.info("worker %d (pid %s) is serving", worker.index, worker.pid)
         elif op == "error":
             worker.failed(str(message.get("error")))
+        elif op == "evict":  # a DELETE the registry accepted through this worker: the others evict too
+            try:
+                relay_eviction(worker, self.workers, message)
+            except ValueError as exc:
+                log.error("worker %d: bad eviction: %s", worker.index, exc)
         else:
             try:
                 reply = worker.reservations.answer(self.throttle, message)

@@ -13,6 +13,8 @@ the very ``serve`` a single process runs, with a :class:`WorkerLink` as its
 * the admin listener is private, a unix socket in the supervisor's 0700
   directory, which the supervisor scrapes and sums;
 * the login throttle is the supervisor's (``proxy.server.workers.throttle``);
+* a ``DELETE`` the registry accepted through this worker evicts that digest
+  in every worker's cache, relayed by the supervisor (``...workers.evict``);
 * a reload comes from the supervisor's ``reload`` message (its SIGHUP),
   and the end of the channel (the supervisor is gone, even by SIGKILL)
   stops the worker as SIGTERM would: it drains, and no orphan keeps serving.
@@ -38,6 +40,7 @@ from typing import Any
 
 from aiohttp import web
 
+from auth.digestcache import Key
 from auth.keys import read_token_key
 from proxy.config import Config
 from proxy.http.keys import LIVE
@@ -45,6 +48,7 @@ from proxy.observability.admin import create_admin_app
 from proxy.observability.metrics import Metrics
 from proxy.server.lifecycle import serve
 from proxy.server.workers.channel import LINE_LIMIT, WorkerSpec, encode, read_message
+from proxy.server.workers.evict import apply_eviction, eviction
 from proxy.server.workers.throttle import SharedThrottle
 
 __all__ = ["WorkerLink", "main", "shared_key_config", "write_random_key"]
@@ -85,6 +89,7 @@ class WorkerLink:
         self._stop: Callable[[], None] | None = None
         self._reload: Callable[[], None] | None = None
         self._reload_waiting = False
+        self._app: web.Application | None = None  # the public app, once attached: its cache evicts relayed keys
         self.gone = False
         self.orphaned = False  # the supervisor went first (killed): nobody else will clean up after us
         self.ready = False
@@ -115,6 +120,8 @@ class WorkerLink:
                     break
                 if message.get("op") == "reload":
                     self._reload_now()
+                elif message.get("op") == "evict":
+                    apply_eviction(message, self._evict_here)
                 elif "id" in message:
                     self.throttle.answered(message)
         except OSError:
@@ -158,9 +165,23 @@ class WorkerLink:
         return shared_key_config(config, self.spec.token_key_file)
 
     def attach(self, app: web.Application) -> None:
-        gate = app[LIVE].runtime.gate
+        runtime = app[LIVE].runtime
+        gate = runtime.gate
         if gate.throttle is not None:  # throttling is on: this worker's own counters would be 1/N of the truth
             gate.throttle = self.throttle  # type: ignore[assignment]  # awaited by Gate.login
+        self._app = app
+        runtime.cache.on_evict = self._evicted  # the other workers' caches must forget it too
+
+    def _evicted(self, key: Key) -> None:
+        """A DELETE the registry accepted through this worker: the supervisor tells the others."""
+        if not self._send(eviction(key)):
+            log.warning("eviction of %s@%s not relayed: the supervisor is gone", key[0], key[2])
+
+    def _evict_here(self, key: Key) -> None:
+        """One relayed from another worker: the cache in force now (a reload may have made a new one)."""
+        live = None if self._app is None else self._app.get(LIVE)
+        if live is not None:  # before start-up this worker's cache is empty: nothing to forget
+            live.runtime.cache.store.evict(key[0], key[2])
 
     def started(self, *, stop: Callable[[], None], reload: Callable[[], None]) -> None:
         self._stop, self._reload = stop, reload
