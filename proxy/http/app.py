@@ -23,6 +23,7 @@ from auth.errors import ProxyError
 from auth.hosts import public_origin
 from auth.routes import judge_body_type
 from proxy.config import Config
+from proxy.http.budget import bound_tls_reads
 from proxy.http.catalog import serve_catalog
 from proxy.http.errors import add_api_version, json_http_errors, render
 from proxy.http.forward import ClientGone, forward
@@ -124,6 +125,7 @@ def _runtime_context(config: Config) -> Callable[[web.Application], AsyncIterato
     """Start-up builds the runtime and the backend pool; cleanup closes what the last runtime holds."""
 
     async def context(app: web.Application) -> AsyncIterator[None]:
+        bound_tls_reads()  # before the first accept: 64 KiB, not 256 KiB, per client TLS connection
         session = new_session(config)
         try:
             app[LIVE] = Live(build_runtime(config, session, app[STATS]))

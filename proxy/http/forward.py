@@ -37,6 +37,7 @@ from yarl import URL
 from auth.decision import Origin
 from auth.errors import ProxyError
 from proxy.http.backend_health import BackendHealth
+from proxy.http.budget import Budget
 from proxy.http.headers import downstream_headers, upstream_headers
 
 __all__ = ["CHUNK", "POOL_WAIT", "ClientGone", "SendWatch", "Sink", "Tee", "Upstream", "forward"]
@@ -44,7 +45,8 @@ __all__ = ["CHUNK", "POOL_WAIT", "ClientGone", "SendWatch", "Sink", "Tee", "Upst
 log = logging.getLogger(__name__)
 
 CHUNK = 256 * 1024
-# Headers aiohttp's client would add on its own; the backend must see only the client's.
+# Headers aiohttp's client would add on its own; the backend must see only the client's. Set once on the
+# session (``proxy.http.runtime.new_session``): per request, aiohttp rebuilds the set on every call.
 SKIP_AUTO = frozenset({"User-Agent", "Accept", "Accept-Encoding", "Content-Type"})
 POOL_WAIT = 1.0  # seconds a request may wait for a backend slot; then 503, at once rather than after connect
 POLL = 1.0  # the longest gap between two looks at a blocked client's progress (shorter for short timeouts)
@@ -60,10 +62,12 @@ class Upstream:
     pool: int = 1024  # backend requests at once (limits.max_connections)
     _slots: asyncio.Semaphore = field(init=False, repr=False, compare=False)
     health: BackendHealth = field(init=False, repr=False, compare=False)  # logs outages once
+    budget: Budget = field(init=False, repr=False, compare=False)  # buffer sizes shared by bodies in flight
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_slots", asyncio.Semaphore(self.pool))
         object.__setattr__(self, "health", BackendHealth(self.origin))
+        object.__setattr__(self, "budget", Budget())
 
     @asynccontextmanager
     async def slot(self, request: web.Request, client: str) -> AsyncIterator[None]:
@@ -217,7 +221,7 @@ async def forward(request: web.Request, upstream: Upstream, origin: Origin,
                 headers=headers,
                 data=body,
                 allow_redirects=False,
-                skip_auto_headers=SKIP_AUTO,
+                read_bufsize=upstream.budget.size(),  # the reader pauses the socket at twice this
             )
         except ClientGone:
             raise
@@ -233,7 +237,8 @@ async def forward(request: web.Request, upstream: Upstream, origin: Origin,
             raise _unreachable(upstream, exc, request) from None
         upstream.health.answered()  # logs "reachable again" once after an outage
         async with backend:
-            return await _relay(request, backend, upstream, origin, tee)
+            with upstream.budget.transfer():
+                return await _relay(request, backend, upstream, origin, tee)
 
 
 def _unreachable(upstream: Upstream, exc: BaseException, request: web.Request) -> ProxyError:
@@ -266,7 +271,10 @@ async def _relay(
             sink.done()
             await watch.send(response.write(whole))
         else:
-            async for chunk in backend.content.iter_chunked(CHUNK):
+            connection = backend.connection
+            transport = connection.transport if connection is not None else None
+            # sized afresh per chunk: a transfer that started alone shrinks when a storm arrives
+            while chunk := await backend.content.read(upstream.budget.fit(transport)):
                 await watch.send(response.write(chunk))
         await watch.send(response.write_eof())
     except (ConnectionError, aiohttp.ClientConnectionResetError):

@@ -33,8 +33,18 @@ NEVER_UPSTREAM = frozenset(
 )
 
 
+# Precomputed once: the request path tests every header name against these (issue 15: no per-request sets).
+_UPSTREAM_DROP = HOP_BY_HOP | NEVER_UPSTREAM
+_DOWNSTREAM_DROP = HOP_BY_HOP | {"docker-distribution-api-version"}
+
+
 def _connection_tokens(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> set[str]:
     return {t.strip().lower() for v in headers.getall("Connection", ()) for t in v.split(",") if t.strip()}
+
+
+def _drop(base: frozenset[str], headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> frozenset[str]:
+    """``base`` plus the headers a ``Connection`` header names; ``base`` itself when there is none (HTTP/1.1)."""
+    return base | _connection_tokens(headers) if "Connection" in headers else base
 
 
 def upstream_headers(
@@ -46,9 +56,8 @@ def upstream_headers(
     content_length: int | None,
 ) -> CIMultiDict[str]:
     """Headers for the backend: the client's, minus credentials and hop-by-hop, plus ours."""
-    drop = HOP_BY_HOP | NEVER_UPSTREAM | _connection_tokens(incoming)
-    out: CIMultiDict[str] = CIMultiDict()
-    out["Host"] = host
+    drop = _drop(_UPSTREAM_DROP, incoming)
+    out: CIMultiDict[str] = CIMultiDict(Host=host)
     for name, value in incoming.items():
         low = name.lower()
         if low in drop or low.startswith(("x-forwarded-", "proxy-")):
@@ -69,12 +78,13 @@ def downstream_headers(
     public_origin: str,
 ) -> CIMultiDict[str]:
     """Headers for the client: the backend's, minus hop-by-hop, with Location made public."""
-    drop = HOP_BY_HOP | _connection_tokens(incoming) | {"docker-distribution-api-version"}
+    drop = _drop(_DOWNSTREAM_DROP, incoming)
     out: CIMultiDict[str] = CIMultiDict()
     for name, value in incoming.items():
-        if name.lower() in drop:
+        low = name.lower()
+        if low in drop:
             continue
-        if name.lower() == "location" and value.startswith(backend_origin + "/"):
+        if low == "location" and value.startswith(backend_origin + "/"):
             value = public_origin + value[len(backend_origin):]
         out.add(name, value)
     return out

@@ -26,7 +26,7 @@ from auth.tokens import TokenAuthority, new_key
 from auth.userfiles.store import UserStore
 from proxy.config import Config
 from proxy.http.cache import ResponseCache
-from proxy.http.forward import Upstream
+from proxy.http.forward import SKIP_AUTO, Upstream
 from proxy.http.gate import Gate
 from proxy.http.verify import Verifier
 from proxy.ops.maintenance import MaintenanceFlag
@@ -104,7 +104,7 @@ def new_session(config: Config) -> aiohttp.ClientSession:
                                      ttl_dns_cache=60)
     return aiohttp.ClientSession(
         connector=connector, timeout=timeout, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(),
-        read_bufsize=READ_BUFSIZE,
+        read_bufsize=READ_BUFSIZE, skip_auto_headers=SKIP_AUTO,  # once here, not rebuilt per request
     )
 
 

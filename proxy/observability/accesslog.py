@@ -24,6 +24,7 @@ import json
 import logging
 import sys
 import time as _time
+from functools import lru_cache
 from pathlib import Path
 from typing import TextIO
 
@@ -104,9 +105,15 @@ def _fields(request: BaseRequest, response: StreamResponse, seconds: float) -> d
     }
 
 
+@lru_cache(maxsize=4)
+def _local_stamp(second: int) -> str:
+    """Apache's ``%t`` for one second: formatted once per second, not once per request (issue 15)."""
+    return _time.strftime("%d/%b/%Y:%H:%M:%S %z", _time.localtime(second))
+
+
 def combined(f: dict[str, object], now: float) -> str:
     """``%h - %u [%t] "%r" %>s %b "%{Referer}i" "%{User-Agent}i" %Dms`` (duration in ms last)."""
-    stamp = _time.strftime("%d/%b/%Y:%H:%M:%S %z", _time.localtime(now))
+    stamp = _local_stamp(int(now))
     request_line = _clean(f"{f['method']} {f['path']} {f['protocol']}")
     return (
         f"{f['remote']} - {_clean(str(f['user'])) if f['user'] else '-'} [{stamp}] \"{request_line}\" "

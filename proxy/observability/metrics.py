@@ -97,6 +97,9 @@ class Metrics:
                                      "(401 invalid/expired, 403 denied)", ["status"], registry=reg)
         self.backend_errors = Counter(f"{PREFIX}_backend_errors", "Backend unreachable (502) or silent (504)",
                                       ["status"], registry=reg)
+        # (action, status, user class) -> its counter and histogram children: prometheus-client's
+        # labels() validates and locks on every call; a few dozen combinations exist, so look them up once
+        self._children: dict[tuple[str, int, str], tuple[Counter, Histogram]] = {}
         reg.register(_StatsCollector(stats))
         # process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds, process_start_time_seconds
         ProcessCollector(registry=reg)
@@ -117,8 +120,13 @@ class Metrics:
         """
         action = action_of(request)
         status = response.status
-        self.requests.labels(action, str(status), user_class(user)).inc()
-        self.latency.labels(action).observe(seconds)
+        key = (action, status, user_class(user))
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (self.requests.labels(action, str(status), key[2]),
+                                              self.latency.labels(action))
+        children[0].inc()
+        children[1].observe(seconds)
         received = request.content.total_bytes
         if received:
             self.bytes_in.labels(action).inc(received)
