@@ -96,7 +96,7 @@ class Slot:
 
     __slots__ = ("_counts", "address", "delay", "done", "user")
 
-    def __init__(self, address: str, user: str, delay: float, counts: tuple[_Count, _Count]) -> None:
+    def __init__(self, address: str, user: str, delay: float, counts: tuple[_Count, ...]) -> None:
         self.address = address
         self.user = user
         self.delay = delay  # seconds to sleep before the check: this user's failures from everywhere
@@ -146,17 +146,26 @@ class LoginThrottle:
         return len(self._pairs) + len(self._addresses) + len(self._users)
 
     # -- the request path ------------------------------------------------------------
-    def reserve(self, address: str, user: str) -> Slot | Blocked:
-        """A slot for one password check, or why not; no await may come between call and use."""
+    def reserve(self, address: str, user: str, count: bool = True) -> Slot | Blocked:
+        """A slot for one password check, or why not; no await may come between call and use.
+
+        ``count=False`` is for what is not a new guess (credentials verified
+        within ``auth.cache_ttl``, or joining an identical check already
+        running): a blocked pair or address is still refused, but nothing is
+        counted in flight, so a CI job's parallel requests with a correct
+        password never reach the limit.
+        """
         now = self._clock()
         with self._lock:
             pair = self._current(self._pairs, (address, user), now)
             addr = self._current(self._addresses, address, now)
-            blocks = [Blocked(kind, self._wait(count, now))
-                      for kind, count, limit in ((PAIR, pair, self.failures), (ADDRESS, addr, self.failures_per_ip))
-                      if count is not None and count.failures + count.in_flight >= limit]
+            blocks = [Blocked(kind, self._wait(c, now))
+                      for kind, c, limit in ((PAIR, pair, self.failures), (ADDRESS, addr, self.failures_per_ip))
+                      if c is not None and c.failures + c.in_flight >= limit]
             if blocks:
                 return max(blocks, key=lambda b: b.retry_after)
+            if not count:
+                return Slot(address, user, 0.0, ())
             pair = self._touch(self._pairs, (address, user), pair, now)
             addr = self._touch(self._addresses, address, addr, now)
             pair.in_flight += 1

@@ -92,12 +92,25 @@ class Gate:
             if identity is None:
                 raise self.policy.invalid_credentials(origin, route)
             return identity
-        slot = throttle.reserve(origin.client_ip, creds.user)
+        # Not new guesses, so not counted in flight (a blocked pair is still refused): credentials verified
+        # within auth.cache_ttl, and a request joining the running check of the same credentials. Without
+        # this, 32 parallel uploads of one CI job with a correct password reach the in-flight limit.
+        known = self.verifier.known(creds.user, creds.password)
+        joining = known is None and self.verifier.pending(creds.user, creds.password)
+        slot = throttle.reserve(origin.client_ip, creds.user, count=known is None and not joining)
         if inspect.isawaitable(slot):  # ``workers`` > 1: the supervisor's throttle (proxy.server.workers.throttle)
             slot = await slot
         if isinstance(slot, Blocked):
             self.stats.throttle()
             raise self.policy.throttled(slot)
+        if known is not None:
+            throttle.succeeded(slot)  # the password is right: this pair's failures are forgiven
+            return known
+        if joining:  # the running check holds the one slot and counts its outcome once
+            identity = await self.verifier.verify(creds.user, creds.password)
+            if identity is None:
+                raise self.policy.invalid_credentials(origin, route)
+            return identity
         identity = None
         try:
             if slot.delay > 0:  # this user failed from many addresses: slow every check, refuse none

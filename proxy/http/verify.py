@@ -25,6 +25,16 @@ class Verifier:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="verify")
         self._inflight: dict[bytes, asyncio.Future[Identity | None]] = {}
 
+    def known(self, user: str, password: str) -> Identity | None:
+        """The identity when these exact credentials were verified within ``auth.cache_ttl`` (no bcrypt)."""
+        if user.startswith(ROBOT_PREFIX):
+            return None  # robot checks are cheap but still guesses: they go through the throttle
+        return self.store.cached(user, password)
+
+    def pending(self, user: str, password: str) -> bool:
+        """True when a check of these exact credentials is running: a caller may join it."""
+        return hashlib.sha256(f"{user}\0{password}".encode()).digest() in self._inflight
+
     async def verify(self, user: str, password: str) -> Identity | None:
         if user.startswith(ROBOT_PREFIX):  # one SHA-256: checked right here, no thread hop
             return self.store.verify_robot(user, password)

@@ -92,9 +92,12 @@ class Reservations:
             return {"id": key, "off": True}
         if key in self._slots or len(self._slots) >= MAX_RESERVED:
             return {"id": key, "error": "too many checks in flight"}
-        result = throttle.reserve(address, user)
+        counted = message.get("count", True) is not False
+        result = throttle.reserve(address, user, count=counted)
         if isinstance(result, Blocked):
             return {"id": key, "blocked": result.kind, "retry_after": result.retry_after}
+        if not counted:
+            return {"id": key, "off": True}  # nothing held: nothing to resolve
         self._slots[key] = (throttle, result)
         return {"id": key, "delay": result.delay}
 
@@ -126,7 +129,7 @@ class SharedThrottle:
         self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self.closed = False
 
-    async def reserve(self, address: str, user: str) -> RemoteSlot | Blocked:
+    async def reserve(self, address: str, user: str, count: bool = True) -> RemoteSlot | Blocked:
         """Raises :func:`unavailable` (503) when the supervisor cannot answer: no password is checked then."""
         if self.closed:
             raise unavailable()
@@ -134,7 +137,10 @@ class SharedThrottle:
         answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiting[key] = answer
         try:
-            if not self._send({"op": "reserve", "id": key, "address": address, "user": user}):
+            request: dict[str, Any] = {"op": "reserve", "id": key, "address": address, "user": user}
+            if not count:
+                request["count"] = False  # not a new guess: checked against the limits, held nowhere
+            if not self._send(request):
                 raise unavailable()
             async with asyncio.timeout(self._timeout):
                 reply = await answer
