@@ -31,11 +31,16 @@ from dataclasses import dataclass, field
 
 from auth.access import Action
 from auth.globs import GlobError, compile_globs, first_match, glob_to_regex
-from auth.userfiles.robotsecrets import (  # re-exported: callers read them as ``robots.*``
+from auth.userfiles.robotsecrets import (  # noqa: F401  re-exported: the CLI and tests read them as ``robots.*``
     _DUMMY,
     _HASH_RE,
+    HASH_PREFIX,
+    MAX_LIFETIME,
     check_secret,
     format_time,
+    hash_secret,
+    new_secret,
+    parse_expiry,
     parse_time,
 )
 
