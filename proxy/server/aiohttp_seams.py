@@ -26,6 +26,11 @@ live objects:
   or, on a kept-alive connection, from the first byte of the next head;
   otherwise 408 and close. Idle kept-alive connections are aiohttp's
   ``keepalive_timeout``; stalled bodies are the forwarder's ``body_timeout``.
+* **The drain reads bodies in flight.** Once shutdown starts aiohttp drops
+  all a client sends, the rest of an upload too (a blob PATCH stalled until
+  the grace ran out). :meth:`GuardedSite.stop` makes its handlers drain: one
+  with a request in flight feeds the parser itself until that request is
+  answered; idle ones are closed at once, as before.
 
 How: :class:`GuardedSite` is a :class:`aiohttp.web.BaseSite` whose listening
 socket builds :class:`GuardedHandler` (a :class:`aiohttp.web.RequestHandler`
@@ -64,10 +69,12 @@ __all__ = ["OUR_ATTRIBUTES", "PRIVATE", "ConnectionGuard", "GuardedHandler", "Gu
 log = logging.getLogger(__name__)
 
 # our attributes on the handler: they must not collide with aiohttp's slots
-OUR_ATTRIBUTES = ("_guard", "_admitted", "_head_timer", "_finished", "_client", "_address")
+OUR_ATTRIBUTES = ("_guard", "_admitted", "_head_timer", "_finished", "_client", "_address", "_draining")
 PRIVATE = {
     "aiohttp.web.RequestHandler._request_count": "incremented by data_received() once per parsed request head "
                                                  "(a parser error counts too): how we know a head completed",
+    "aiohttp.web.RequestHandler._parser": "feed_data(bytes) -> (messages, upgraded, tail) feeds the body in flight: "
+                                          "the drain's way in, as data_received() drops all after close()",
 }
 REFUSED_LINGER = 1.0  # seconds a refused connection stays open for its 503 to be read
 SLOW_HEAD = render_bytes(ProxyError(408, "UNSUPPORTED", "the request head took too long to arrive; "
@@ -90,6 +97,7 @@ class GuardedHandler(web.RequestHandler):
         self._admitted = False
         self._head_timer: asyncio.TimerHandle | None = None
         self._finished = 0  # requests whose response was sent (log_access ran)
+        self._draining = False  # the server is stopping: the body in flight is still read, nothing after it
 
     # -- connection ----------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -135,12 +143,35 @@ class GuardedHandler(web.RequestHandler):
     def data_received(self, data: bytes) -> None:
         if not self._admitted:
             return  # refused at a cap: bytes already on their way are dropped, never parsed
+        if self._draining and self._pending():
+            self._read_body_in_flight(data)
+            return
         if data and self._head_timer is None and not self._pending():
             self._arm_head_timer()  # the first bytes of the next head on a kept-alive connection
         heads = self._request_count
         super().data_received(data)
         if self._request_count > heads:
             self._cancel_head_timer()  # a complete head arrived
+
+    # -- the drain ------------------------------------------------------------------------
+    def drain(self) -> None:
+        """Serve nothing new, but read the body of the request in flight (aiohttp's ``close()`` comes next)."""
+        self._draining = True
+
+    def _read_body_in_flight(self, data: bytes) -> None:
+        """Feed the parser, where aiohttp's ``data_received`` (closing) would drop the bytes.
+
+        Empty ``data`` is flow control resuming a paused parser: it must get
+        through too. A head parsed now (or a malformed one) is a request
+        after the one in flight: never served, the connection closes first.
+        """
+        parser = self._parser
+        if parser is None or self.transport is None:
+            return
+        try:
+            parser.feed_data(data)  # new messages (heads) are dropped: nothing new is served while draining
+        except HttpProcessingError as exc:
+            log.debug("%s: while draining: %s", self._address or "-", type(exc).__name__)
 
     def log_access(self, request: web.BaseRequest, response: web.StreamResponse, time: float | None) -> None:
         self._finished += 1
@@ -263,4 +294,7 @@ class GuardedSite(web.BaseSite):
             listener.close()  # stop accepting; connections in flight are the runner's to drain
             if isinstance(listener, PreTLSListener):
                 await listener.wait_closed()  # only its accept loops and header reads, never the drain
+        for handler in self._manager.connections:  # the listener is closed: no new one comes
+            if isinstance(handler, GuardedHandler):
+                handler.drain()  # before the runner's close(): from then on aiohttp drops what clients send
         await super().stop()

@@ -1,7 +1,8 @@
 """Running the proxy: listeners, TLS, signals, graceful drain, and nothing left behind.
 
 SIGTERM/SIGINT stop accepting, then give transfers in flight
-``timeouts.grace`` seconds to finish. SIGHUP reloads (``proxy.server.reload``).
+``timeouts.grace`` seconds to finish: downloads, and uploads whose body is
+still arriving (``GuardedSite.stop`` keeps those connections reading). SIGHUP reloads (``proxy.server.reload``).
 SIGUSR1 logs task, fd and connection counts (what the leak tests compare).
 
 Every resource is entered into one exit stack as soon as it exists, so a

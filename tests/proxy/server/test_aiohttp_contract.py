@@ -22,7 +22,8 @@ HANDLER_OPTIONS = ("keepalive_timeout", "access_log_class", "access_log", "read_
 
 
 def test_the_private_names_are_the_ones_listed() -> None:
-    assert set(PRIVATE) == {"aiohttp.web.RequestHandler._request_count"}, "update this contract test too"
+    assert set(PRIVATE) == {"aiohttp.web.RequestHandler._request_count",
+                            "aiohttp.web.RequestHandler._parser"}, "update this contract test too"
 
 
 def test_public_classes_we_subclass_are_exported() -> None:
@@ -55,7 +56,8 @@ def test_our_attributes_do_not_collide_with_aiohttp_slots() -> None:
     for klass in web.RequestHandler.__mro__:
         slots.update(getattr(klass, "__slots__", ()))
     assert not slots & set(OUR_ATTRIBUTES)
-    assert "_request_count" in slots
+    assert "_request_count" in slots and "_parser" in slots
+    assert not hasattr(web.RequestHandler, "drain"), "our public drain() would shadow aiohttp's"
 
 
 def test_parser_exceptions_we_translate() -> None:
@@ -139,4 +141,92 @@ async def test_request_remote_is_the_transports_peername() -> None:
     handler.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     await asyncio.sleep(0.05)
     assert seen == ["192.0.2.7"]
+    handler.connection_lost(None)
+
+
+# -- the drain (GuardedHandler.drain, GuardedSite.stop) ----------------------------------------------------
+
+async def test_after_close_the_body_is_dropped_but_the_parser_still_takes_it() -> None:
+    """Why the drain feeds ``_parser`` itself, and that doing so works.
+
+    ``close()`` (what ``Server.pre_shutdown`` calls on every connection) makes
+    ``data_received`` drop all bytes, a body in flight included. If this
+    first assertion fails, aiohttp reads bodies through its shutdown now and
+    ``GuardedHandler._read_body_in_flight`` may go.
+    """
+    bodies: list[bytes] = []
+
+    async def read(request: web.BaseRequest) -> web.Response:
+        bodies.append(await request.read())
+        return web.Response(text="done")
+
+    handler = web.RequestHandler(web.Server(read), loop=asyncio.get_running_loop())
+    transport = _Transport()
+    handler.connection_made(transport)
+    handler.data_received(b"PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nab")
+    await asyncio.sleep(0.05)
+    handler.close()
+    handler.data_received(b"cd")
+    await asyncio.sleep(0.05)
+    assert bodies == [] and b"done" not in transport.written, "close() no longer drops a body in flight"
+    assert handler._parser is not None
+    messages, upgraded, _tail = handler._parser.feed_data(b"cdef" + b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert len(messages) == 1 and not upgraded  # the next head is returned to the caller, not queued
+    await asyncio.sleep(0.05)
+    assert bodies == [b"abcdef"]
+    assert transport.written.count(b"HTTP/1.1 200") == 1 and transport.written.endswith(b"done")
+    await asyncio.wait_for(handler.shutdown(5), 5)
+    assert transport.closed
+    handler.connection_lost(None)
+
+
+async def test_resume_reading_goes_through_data_received_with_no_bytes() -> None:
+    """A parser paused by flow control resumes through ``data_received(b"")``: the drain forwards it too."""
+    seen: list[bytes] = []
+
+    class Recording(web.RequestHandler):
+        def data_received(self, data: bytes) -> None:
+            seen.append(data)
+            super().data_received(data)
+
+    handler = Recording(web.Server(lambda request: web.Response()),  # type: ignore[arg-type,return-value]
+                        loop=asyncio.get_running_loop())
+    handler.connection_made(_Transport())
+    handler.resume_reading()
+    assert seen == [b""]
+    handler.connection_lost(None)
+
+
+async def test_runner_cleanup_stops_sites_before_closing_connections() -> None:
+    """``GuardedSite.stop`` marks its handlers draining; it must run before ``close()`` and ``shutdown()``."""
+    order: list[str] = []
+
+    class Recording(web.RequestHandler):
+        def close(self) -> None:
+            order.append("close")
+            super().close()
+
+        async def shutdown(self, timeout: float | None = 15.0) -> None:
+            order.append("shutdown")
+            await super().shutdown(timeout)
+
+    class Site(web.BaseSite):
+        name = "recording"
+
+        async def start(self) -> None:
+            await super().start()
+
+        async def stop(self) -> None:
+            order.append("site.stop")
+            assert [type(h) for h in runner.server.connections] == [Recording]  # type: ignore[union-attr]
+            await super().stop()
+
+    runner = web.AppRunner(web.Application(), shutdown_timeout=5)
+    await runner.setup()
+    assert runner.server is not None
+    await Site(runner).start()
+    handler = Recording(runner.server, loop=asyncio.get_running_loop())
+    handler.connection_made(_Transport())
+    await runner.cleanup()
+    assert order == ["site.stop", "close", "shutdown"]
     handler.connection_lost(None)
