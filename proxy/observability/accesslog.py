@@ -16,18 +16,29 @@ empty 201, any HEAD), because a number is what log pipelines sum. JSON
 times are RFC 3339 in UTC with milliseconds, which every log pipeline
 parses without a format hint; the combined format keeps Apache's local
 ``%t``.
+
+Cheap per request, because it runs for every one (issue 15): lines are
+rendered straight from the request, without an intermediate dict, and
+written in batches, one ``write(2)`` per event-loop turn (:class:`AccessSink`).
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
+import atexit
 import logging
 import sys
 import time as _time
-from functools import lru_cache
+import weakref
+from collections.abc import Iterator
+from functools import lru_cache, partial
+from io import FileIO
+from json.encoder import encode_basestring_ascii as _json_str
 from pathlib import Path
+from select import PIPE_BUF
 from typing import TextIO
 
+from aiohttp import HttpVersion, HttpVersion10, HttpVersion11
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web import BaseRequest, StreamResponse
 
@@ -42,33 +53,129 @@ access_log = logging.getLogger(__name__ + ".lines")  # handed to aiohttp only to
 
 
 class AccessSink:
-    """Where lines go: stdout, or ``log.file`` (append; reopened on SIGHUP for logrotate)."""
+    """Where lines go: stdout, or ``log.file`` (append; reopened on SIGHUP for logrotate).
+
+    Lines are batched, because one ``write(2)`` per request was a good part of
+    the hook's cost: :meth:`write` queues the line, and the queue is written
+    in one go at the end of the event-loop turn (a callback scheduled when it
+    stops being empty), or at once when it holds ``FLUSH_AT`` characters.
+    Order is kept (one queue, written whole, in order) and nothing is lost on
+    the way out: :meth:`reopen` (SIGHUP, logrotate) and :meth:`close` flush
+    first, and an ``atexit`` hook flushes a sink nobody closed. A crash
+    (SIGKILL, a segfault) loses at most the lines of the loop turn it
+    interrupted. Outside a running loop each line is written at once.
+
+    Workers share the output. A file is opened ``O_APPEND`` and a batch is
+    one write, which Linux does not interleave with other appenders. stdout
+    is usually a pipe, where only writes of up to ``PIPE_BUF`` bytes are
+    atomic, so a batch goes out in pieces of whole lines that fit (a longer
+    line alone, as before batching): lines of two workers never mix.
+    """
+
+    FLUSH_AT = 64 * 1024
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
-        self._fh: TextIO = self._open()
+        self._file: FileIO | None = None
+        self._stdout: TextIO = sys.stdout
+        self._open()
+        self._lines: list[str] = []
+        self._size = 0
+        # a weak reference: a sink that is dropped unclosed is not kept alive until exit
+        self._at_exit = partial(_flush_if_alive, weakref.ref(self))
+        atexit.register(self._at_exit)
 
-    def _open(self) -> TextIO:
+    def _open(self) -> None:
         if self.path is None:
-            return sys.stdout
-        return self.path.open("a", encoding="utf-8", buffering=1)
+            self._stdout = sys.stdout
+        else:
+            self._file = FileIO(self.path, "a")  # unbuffered: a batch is exactly one write
 
     def write(self, line: str) -> None:
+        """Queue one line (without its newline) for the end of this loop turn."""
+        lines = self._lines
+        lines.append(line)
+        self._size += len(line)
+        if len(lines) == 1:
+            try:
+                asyncio.get_running_loop().call_soon(self.flush)
+            except RuntimeError:  # no loop: nothing would come back to flush
+                self.flush()
+                return
+        if self._size >= self.FLUSH_AT:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the queued lines; errors are logged, never raised (a full disk must not fail requests)."""
+        if not self._lines:
+            return
+        lines, self._lines, self._size = self._lines, [], 0
+        text = lines[0] + "\n" if len(lines) == 1 else "\n".join(lines) + "\n"
         try:
-            self._fh.write(line + "\n")
-            self._fh.flush()
-        except (OSError, ValueError) as exc:  # disk full, closed: never fail the request for a log line
-            log.error("access log %s: %s", self.path or "stdout", exc)
+            if self._file is not None:
+                _write_all(self._file, text.encode("utf-8", "backslashreplace"))
+            else:
+                fits = len(lines) == 1 or (len(text) <= PIPE_BUF and text.isascii())
+                for piece in [text] if fits else _pieces(lines, PIPE_BUF):
+                    self._stdout.write(piece)
+                    self._stdout.flush()
+        except (OSError, ValueError) as exc:  # disk full, closed
+            log.error("access log %s: %s (up to %d lines lost)", self.path or "stdout", exc, len(lines))
 
     def reopen(self) -> None:
+        """Flush to the old file, then open ``path`` anew (logrotate has moved the old one away)."""
+        self.flush()
         if self.path is None:
             return
-        old, self._fh = self._fh, self._open()
-        old.close()
+        old = self._file
+        self._open()
+        if old is not None:
+            old.close()
 
     def close(self) -> None:
-        if self.path is not None:
-            self._fh.close()
+        """Flush, then close the file (``serve`` calls this last, after the runner's drain logged all)."""
+        self.flush()
+        atexit.unregister(self._at_exit)
+        if self._file is not None:
+            self._file.close()
+
+
+def _flush_if_alive(ref: weakref.ref[AccessSink]) -> None:
+    sink = ref()
+    if sink is not None:
+        sink.flush()
+
+
+def _write_all(file: FileIO, data: bytes) -> None:
+    """One write, unless the kernel takes less (a filling disk): then the rest, until done or an error."""
+    written = file.write(data)
+    if written == len(data):
+        return  # all of it, as ever but on a filling disk
+    view = memoryview(data)
+    while True:
+        if not written:
+            raise OSError(f"write returned {written!r}")
+        view = view[written:]
+        if not view:
+            return
+        written = file.write(view)
+
+
+def _pieces(lines: list[str], limit: int) -> Iterator[str]:
+    """The lines, newline-terminated, in order, joined into pieces of at most ``limit`` UTF-8 bytes.
+
+    A line longer than ``limit`` is a piece of its own.
+    """
+    piece: list[str] = []
+    size = 0
+    for line in lines:
+        n = (len(line) if line.isascii() else len(line.encode("utf-8", "surrogatepass"))) + 1  # isascii: O(1)
+        if piece and size + n > limit:
+            yield "\n".join(piece) + "\n"
+            piece, size = [], 0
+        piece.append(line)
+        size += n
+    yield "\n".join(piece) + "\n"
 
 
 def _clean(text: str) -> str:
@@ -88,21 +195,11 @@ def logged_path(request: BaseRequest) -> str:
     return request.path  # 404s: path only
 
 
-def _fields(request: BaseRequest, response: StreamResponse, seconds: float) -> dict[str, object]:
-    version = request.version
-    return {
-        "remote": request.get(CLIENT) or request.remote or "-",  # the address the policy judged
-        "user": request.get(USER) or None,
-        "method": request.method,
-        "path": logged_path(request),
-        "protocol": f"HTTP/{version.major}.{version.minor}",
-        "status": response.status,
-        "bytes_out": body_bytes(request, response),  # body only, as Apache's %b: 0 for HEAD, 201, 204
-        "bytes_in": request.content.total_bytes,
-        "referer": request.headers.get("Referer"),
-        "user_agent": request.headers.get("User-Agent"),
-        "duration_ms": round(seconds * 1000, 1),
-    }
+_PROTOCOLS = {HttpVersion10: "HTTP/1.0", HttpVersion11: "HTTP/1.1"}  # a constant: no formatting per request
+
+
+def _protocol(version: HttpVersion) -> str:
+    return _PROTOCOLS.get(version) or f"HTTP/{version.major}.{version.minor}"
 
 
 @lru_cache(maxsize=4)
@@ -111,26 +208,60 @@ def _local_stamp(second: int) -> str:
     return _time.strftime("%d/%b/%Y:%H:%M:%S %z", _time.localtime(second))
 
 
-def combined(f: dict[str, object], now: float) -> str:
-    """``%h - %u [%t] "%r" %>s %b "%{Referer}i" "%{User-Agent}i" %Dms`` (duration in ms last)."""
-    stamp = _local_stamp(int(now))
-    request_line = _clean(f"{f['method']} {f['path']} {f['protocol']}")
+def combined(request: BaseRequest, response: StreamResponse, seconds: float, user: str | None, now: float) -> str:
+    """``%h - %u [%t] "%r" %>s %b "%{Referer}i" "%{User-Agent}i" %Dms`` (duration in ms last).
+
+    Rendered straight from the request (no dict of fields first), ``user`` as the hook read it.
+    """
+    request_line = _clean(f"{request.method} {logged_path(request)} {_protocol(request.version)}")
+    headers = request.headers
+    referer = headers.get("Referer")
+    agent = headers.get("User-Agent")
     return (
-        f"{f['remote']} - {_clean(str(f['user'])) if f['user'] else '-'} [{stamp}] \"{request_line}\" "
-        f"{f['status']} {f['bytes_out'] or '-'} \"{_clean(str(f['referer'] or '-'))}\" "
-        f"\"{_clean(str(f['user_agent'] or '-'))}\" {f['duration_ms']}ms"
+        f"{request.get(CLIENT) or request.remote or '-'} - {_clean(user) if user else '-'} "
+        f"[{_local_stamp(int(now))}] \"{request_line}\" {response.status} {body_bytes(request, response) or '-'} "
+        f"\"{_clean(referer) if referer else '-'}\" \"{_clean(agent) if agent else '-'}\" "
+        f"{round(seconds * 1000, 1)}ms"
     )
+
+
+@lru_cache(maxsize=4)
+def _utc_stamp(second: int) -> str:
+    return _time.strftime("%Y-%m-%dT%H:%M:%S", _time.gmtime(second))
 
 
 def rfc3339(now: float) -> str:
     """``2026-12-02T15:04:05.123Z``: UTC with milliseconds, what log pipelines parse without a format hint."""
-    millis = int(now * 1000)
-    return _time.strftime("%Y-%m-%dT%H:%M:%S", _time.gmtime(millis // 1000)) + f".{millis % 1000:03d}Z"
+    second, millis = divmod(int(now * 1000), 1000)
+    return f"{_utc_stamp(second)}.{millis:03d}Z"
 
 
-def json_line(f: dict[str, object], now: float) -> str:
-    """One JSON object; ``bytes_out`` is 0 when there was no body (the combined format writes ``-``)."""
-    return json.dumps({"time": rfc3339(now), **f}, separators=(",", ":"))
+def _json_opt(text: str | None) -> str:
+    return "null" if text is None else _json_str(text)
+
+
+def json_line(request: BaseRequest, response: StreamResponse, seconds: float, user: str | None, now: float) -> str:
+    """One JSON object, byte for byte what ``json.dumps(..., separators=(",", ":"))`` wrote, ~5x cheaper.
+
+    ``bytes_out`` is 0 when there was no body (the combined format writes ``-``).
+    """
+    sent = body_bytes(request, response)
+    duration = round(seconds * 1000, 1)
+    headers = request.headers
+    return (
+        f'{{"time":"{rfc3339(now)}","remote":{_json_str(request.get(CLIENT) or request.remote or "-")},'
+        f'"user":{_json_opt(user or None)},"method":{_json_str(request.method)},'
+        f'"path":{_json_str(logged_path(request))},"protocol":"{_protocol(request.version)}",'
+        f'"status":{int(response.status)},"bytes_out":{"null" if sent is None else int(sent)},'
+        f'"bytes_in":{int(request.content.total_bytes)},"referer":{_json_opt(headers.get("Referer"))},'
+        f'"user_agent":{_json_opt(headers.get("User-Agent"))},'
+        f'"duration_ms":{repr(duration) if duration - duration == 0 else _json_float(duration)}}}'
+    )
+
+
+def _json_float(value: float) -> str:
+    """What ``json.dumps`` writes for inf and nan (never for a real duration)."""
+    return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
 
 
 def make_access_logger(sink: AccessSink | None, metrics: Metrics, fmt: str) -> type[AbstractAccessLogger]:
@@ -147,8 +278,9 @@ def make_access_logger(sink: AccessSink | None, metrics: Metrics, fmt: str) -> t
             return True  # metrics depend on this hook: never let a logging level switch it off
 
         def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
-            metrics.observe(request, response, time, request.get(USER))
+            user = request.get(USER)  # once: a missing key costs an exception in Mapping.get
+            metrics.observe(request, response, time, user)
             if sink is not None:
-                sink.write(render(_fields(request, response, time), _time.time()))
+                sink.write(render(request, response, time, user, _time.time()))
 
     return _AccessLogger
