@@ -113,7 +113,7 @@ def render(info: RunInfo, results: Results) -> str:
         f"{s.concurrent_pulls} clients at once, each on its own connection, pull one image by digest: the "
         f"manifest, its config and its one {imagestorm.LAYER_MIB} MiB layer, every digest checked. Each "
         "part fits the proxy's `cache.max_item`, so after the first misses ours answers from memory; the "
-        "by-digest rows of workload 3 are warmed by one GET before the load (only a GET fills the cache).",
+        "by-digest rows of workload 3 are warmed by one GET before the load (a GET or a manifest HEAD fills it).",
         report.image_storm_table(results, targets, s.concurrent_pulls),
         "## Targets from the issue (our proxy)",
         goals.render(goals.evaluate(results, s.concurrent_pulls, s.quick)),

@@ -252,7 +252,7 @@ def _digest_url(ctx: Context, target: Target) -> str:
 
 
 def head_manifest_digest(ctx: Context, target: Target) -> Metrics:
-    """Workload 3 by digest, HEAD (hey); one GET first, as for every target: only a GET fills our cache."""
+    """Workload 3 by digest, HEAD (hey); one GET first, as for every target (a GET fills our cache; a HEAD miss too)."""
     s = ctx.settings
     url = _digest_url(ctx, target)
     headers = (f"Accept: {MANIFEST_TYPE}",)

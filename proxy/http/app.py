@@ -26,11 +26,12 @@ from proxy.config import Config
 from proxy.http.budget import bound_tls_reads
 from proxy.http.catalog import serve_catalog
 from proxy.http.errors import add_api_version, json_http_errors, render
-from proxy.http.forward import ClientGone, forward
+from proxy.http.forward import forward
 from proxy.http.keys import CLIENT, LIVE, RATES, ROUTE, STATS, USER
 from proxy.http.ratelimit import RequestRates
 from proxy.http.runtime import Live, Runtime, Stats, build_runtime, new_session
 from proxy.http.token_endpoint import handle_token
+from proxy.http.upstream import ClientGone
 
 __all__ = ["create_app", "handle"]
 
@@ -133,7 +134,7 @@ def _runtime_context(config: Config) -> Callable[[web.Application], AsyncIterato
             await session.close()
             raise
         yield
-        await session.close()
+        await app[LIVE].runtime.upstream.close()  # both clients: the lean one and the session for uploads
         app[LIVE].runtime.gate.verifier.close()
 
     return context

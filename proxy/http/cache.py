@@ -12,7 +12,10 @@ before, and the cache never sees that request):
   proxy would have sent (the registry's, ``Date`` made fresh, the version
   header and ``Server`` added once by the app as on every answer), or the
   forwarder's answer, of which a ``GET``'s good 200 is kept once it hashes
-  to its digest. A ``HEAD`` is answered from what a ``GET`` filled.
+  to its digest. A ``HEAD`` is answered from what a ``GET`` filled; a
+  manifest ``HEAD`` that misses is sent as a ``GET`` and fills it (its
+  client still gets headers only), so a HEAD-only client such as a
+  ``workers: 2`` replica checking digests warms the cache too.
 
 A storm of clients asking for the same digest at once makes one backend
 request, not one each: while a ``GET`` fills a key, the others wait for it
@@ -41,7 +44,8 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from auth.digestcache import KINDS, CacheCounters, DigestCache, Entry, Fill, Key, cache_digest
 from auth.routes import Route
 from proxy.config.model import CacheConfig
-from proxy.http.forward import CHUNK, SendWatch, Tee
+from proxy.http.forward import CHUNK, Tee
+from proxy.http.sendwatch import SendWatch
 
 __all__ = ["CONDITIONAL", "FILL_WAIT", "SMALL", "Forward", "ResponseCache"]
 
@@ -52,7 +56,7 @@ FILL_WAIT = 5.0  # seconds a request waits for another's fill of the same digest
 _FRESH = frozenset({"date", "content-length"})  # made for each answer, never replayed
 _METHODS = frozenset({"GET", "HEAD", "DELETE"})
 
-Forward = Callable[[Tee | None], Awaitable[web.StreamResponse]]  # the forwarder, bound to this request
+Forward = Callable[[Tee | None, str | None], Awaitable[web.StreamResponse]]  # forwarder(tee, method), bound
 
 
 class ResponseCache:
@@ -82,7 +86,7 @@ class ResponseCache:
     async def serve(self, request: web.Request, key: Key, client_ip: str, forward: Forward) -> web.StreamResponse:
         """Answer from memory, or forward (keeping a ``GET``'s good answer); a ``DELETE`` accepted evicts."""
         if request.method == "DELETE":
-            response = await forward(None)
+            response = await forward(None, None)
             if response.status == 202:
                 self.store.evict(key[0], key[2])
                 if self.on_evict is not None:
@@ -99,11 +103,12 @@ class ResponseCache:
         self.store.tally(entry is not None)
         if entry is not None:
             return await self._answer(request, entry, client_ip)
-        if request.method != "GET" or key in self._fills:
-            return await forward(None)
+        fills = request.method == "GET" or (request.method == "HEAD" and key[1] == "manifest")
+        if not fills or key in self._fills:
+            return await forward(None, None)
         event = self._fills[key] = asyncio.Event()
-        try:
-            return await forward(_Tee(self.store, key))
+        try:  # a manifest HEAD asks for the GET it will be asked next (a blob HEAD may be gigabytes: not that)
+            return await forward(_Tee(self.store, key), "GET")
         finally:
             event.set()  # also when no fill began (a 404, an error): nobody waits in vain
             if self._fills.get(key) is event:

@@ -32,9 +32,9 @@ from auth.access import Identity
 from auth.catalog import CatalogWalk, CursorSeal, PageError, parse_page, parse_paging
 from auth.decision import Origin
 from auth.errors import ProxyError
-from proxy.http.forward import SKIP_AUTO, Upstream
 from proxy.http.headers import upstream_headers
 from proxy.http.runtime import Runtime
+from proxy.http.upstream import SKIP_AUTO, Upstream
 
 __all__ = ["MAX_PAGE_BYTES", "serve_catalog"]
 

@@ -26,8 +26,8 @@ from auth.tokens import TokenAuthority, new_key
 from auth.userfiles.store import UserStore
 from proxy.config import Config
 from proxy.http.cache import ResponseCache
-from proxy.http.forward import SKIP_AUTO, Upstream
 from proxy.http.gate import Gate
+from proxy.http.upstream import SKIP_AUTO, Upstream
 from proxy.http.verify import Verifier
 from proxy.ops.maintenance import MaintenanceFlag
 
@@ -163,7 +163,8 @@ def build_runtime(config: Config, session: aiohttp.ClientSession, stats: Stats,
     # the backend and its limits are restart-only: a reload keeps the pool
     upstream = previous.upstream if previous is not None else Upstream(
         session, config.backend, body_timeout=config.limits.body_timeout,
-        send_timeout=config.limits.send_timeout, pool=config.limits.max_connections)
+        send_timeout=config.limits.send_timeout, pool=config.limits.max_connections,
+        connect_timeout=config.timeouts.connect, read_timeout=config.timeouts.read)
     if previous is not None and _unchanged(previous, config, "maintenance_file"):
         maintenance = previous.maintenance
     else:

@@ -27,7 +27,7 @@ from yarl import URL
 from auth.catalog import CatalogWalk, PageError, Paging, parse_page
 from auth.errors import ProxyError
 from auth.names import valid_digest, valid_tag
-from proxy.http.forward import SKIP_AUTO, Upstream
+from proxy.http.upstream import SKIP_AUTO, Upstream
 from proxy.ui.cache import ByteLRU
 from proxy.ui.images import MANIFEST_ACCEPT, ImageConfig, Manifest, ManifestError, parse_config, parse_manifest
 

@@ -137,7 +137,9 @@ def test_nothing_is_kept_by_tag_and_a_delete_through_the_proxy_evicts(tapped: tu
         assert client.request("DELETE", path, [("Authorization", MARK)]).status == 202
         for method in ("GET", "HEAD"):
             assert client.request(method, path, OCI).status == 404  # the registry's answer, asked again
-        assert asked(tap, "GET", path) == 1 and asked(tap, "HEAD", path) == 1
+        # a manifest HEAD that misses is asked as a GET, to fill memory (tests/proxy/http/test_cache_head.py)
+        manifest = "/manifests/" in path
+        assert asked(tap, "GET", path) == (2 if manifest else 1) and asked(tap, "HEAD", path) == (0 if manifest else 1)
     assert admin_cache(proxy)["evicted"]["delete"] == 2  # type: ignore[index]
 
 

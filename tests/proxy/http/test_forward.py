@@ -81,3 +81,18 @@ async def test_silent_backend_is_504(make_world: MakeWorld) -> None:
     assert resp.status == 504
     assert "did not answer in time" in (await resp.json())["errors"][0]["message"]
     await asyncio.sleep(0)
+
+
+async def test_connect_timeout_on_a_pull_is_502_not_504(make_world: MakeWorld, full_backlog: int) -> None:
+    """The same for a pull, which the lean client sends (its connect timeout is not a read timeout)."""
+    world = await make_world(backend_url=f"http://127.0.0.1:{full_backlog}", timeouts={"connect": 0.3})
+    resp = await world.client.get("/v2/library/x/manifests/latest")
+    assert resp.status == 502
+    assert "unreachable" in (await resp.json())["errors"][0]["message"]
+
+
+async def test_silent_backend_on_a_pull_is_504(make_world: MakeWorld) -> None:
+    world = await make_world(backend=FakeRegistry(delay=2.0), timeouts={"read": 0.3})
+    resp = await world.client.get("/v2/library/x/manifests/latest")
+    assert resp.status == 504
+    assert "did not answer in time" in (await resp.json())["errors"][0]["message"]

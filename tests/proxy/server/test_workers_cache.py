@@ -61,7 +61,7 @@ def public_app(cache: ResponseCache) -> web.Application:
 
 async def delete(cache: ResponseCache, key: Key, status: int) -> None:
     """A ``DELETE`` through this worker, the registry answering ``status``."""
-    async def forward(tee: object) -> web.StreamResponse:
+    async def forward(tee: object, method: str | None) -> web.StreamResponse:
         return web.Response(status=status)
 
     request = make_mocked_request("DELETE", f"/v2/{key[0]}/manifests/{key[2]}")
