@@ -9,6 +9,7 @@ tokens. Every judgement and every refusal text comes from
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import inspect
 from typing import TYPE_CHECKING
 
@@ -48,6 +49,8 @@ class Gate:
         self.refresh_tokens = refresh_tokens  # same key, another audience: never usable as access
         self.throttle = throttle
         self.stats = stats
+        # (address, digest of the credentials) -> the running check every identical request awaits
+        self._checks: dict[tuple[str, bytes], asyncio.Future[Identity | Blocked | None]] = {}
 
     async def check(self, route: Route, authorization: list[str], origin: Origin) -> Identity | None:
         """Who is asking (None if anonymous) when the request may go on; else raises ProxyError.
@@ -80,11 +83,14 @@ class Gate:
     async def login(self, creds: Basic, origin: Origin, route: Route | None = None) -> Identity:
         """Check a password; a throttle slot is reserved before any bcrypt runs and resolved after.
 
-        The reservation counts this check as in flight at once (no await in
-        between), so concurrent guesses cannot all slip past a counter that
-        is only written when bcrypt answers. Anything but a verified
-        identity, including a check abandoned mid-way, counts as a failure:
-        the password may well have been checked.
+        The reservation counts this check as in flight, so concurrent guesses
+        cannot all slip past a counter that is only written when bcrypt
+        answers. Identical credentials from one address share one check
+        (:meth:`_check`), registered *before* its first await: with
+        ``workers`` > 1 the reservation is a round trip to the supervisor and
+        a slow user's check sleeps first, and a marker set only when bcrypt
+        starts let a CI job's 32 parallel requests each reserve a slot and
+        trip the limit with a correct password.
         """
         throttle = self.throttle
         if throttle is None:
@@ -92,25 +98,41 @@ class Gate:
             if identity is None:
                 raise self.policy.invalid_credentials(origin, route)
             return identity
-        # Not new guesses, so not counted in flight (a blocked pair is still refused): credentials verified
-        # within auth.cache_ttl, and a request joining the running check of the same credentials. Without
-        # this, 32 parallel uploads of one CI job with a correct password reach the in-flight limit.
         known = self.verifier.known(creds.user, creds.password)
-        joining = known is None and self.verifier.pending(creds.user, creds.password)
-        slot = throttle.reserve(origin.client_ip, creds.user, count=known is None and not joining)
-        if inspect.isawaitable(slot):  # ``workers`` > 1: the supervisor's throttle (proxy.server.workers.throttle)
-            slot = await slot
-        if isinstance(slot, Blocked):
-            self.stats.throttle()
-            raise self.policy.throttled(slot)
-        if known is not None:
+        if known is not None:  # verified within auth.cache_ttl: not a guess, held nowhere; a blocked pair still waits
+            slot = throttle.reserve(origin.client_ip, creds.user, count=False)
+            if inspect.isawaitable(slot):  # ``workers`` > 1: the supervisor's (proxy.server.workers.throttle)
+                slot = await slot
+            if isinstance(slot, Blocked):
+                self.stats.throttle()
+                raise self.policy.throttled(slot)
             throttle.succeeded(slot)  # the password is right: this pair's failures are forgiven
             return known
-        if joining:  # the running check holds the one slot and counts its outcome once
-            identity = await self.verifier.verify(creds.user, creds.password)
-            if identity is None:
-                raise self.policy.invalid_credentials(origin, route)
-            return identity
+        key = (origin.client_ip, hashlib.sha256(f"{creds.user}\0{creds.password}".encode()).digest())
+        check = self._checks.get(key)
+        if check is None:
+            check = asyncio.ensure_future(self._check(throttle, creds, origin.client_ip))
+            self._checks[key] = check
+            check.add_done_callback(lambda _t: self._checks.pop(key, None))
+        outcome = await asyncio.shield(check)  # a caller that leaves does not abandon the others' check
+        if isinstance(outcome, Blocked):
+            self.stats.throttle()
+            raise self.policy.throttled(outcome)
+        if outcome is None:
+            raise self.policy.invalid_credentials(origin, route)
+        return outcome
+
+    async def _check(self, throttle: LoginThrottle, creds: Basic, address: str) -> Identity | Blocked | None:
+        """One counted check: reserve, wait out the user's delay, bcrypt, resolve with the true outcome.
+
+        It runs as its own task, so it always resolves its slot by what the
+        password turned out to be, whoever is still waiting for it.
+        """
+        slot = throttle.reserve(address, creds.user)
+        if inspect.isawaitable(slot):
+            slot = await slot
+        if isinstance(slot, Blocked):
+            return slot
         identity = None
         try:
             if slot.delay > 0:  # this user failed from many addresses: slow every check, refuse none
@@ -121,6 +143,4 @@ class Gate:
                 throttle.failed(slot)
             else:
                 throttle.succeeded(slot)
-        if identity is None:
-            raise self.policy.invalid_credentials(origin, route)
         return identity

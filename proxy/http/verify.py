@@ -31,10 +31,6 @@ class Verifier:
             return None  # robot checks are cheap but still guesses: they go through the throttle
         return self.store.cached(user, password)
 
-    def pending(self, user: str, password: str) -> bool:
-        """True when a check of these exact credentials is running: a caller may join it."""
-        return hashlib.sha256(f"{user}\0{password}".encode()).digest() in self._inflight
-
     async def verify(self, user: str, password: str) -> Identity | None:
         if user.startswith(ROBOT_PREFIX):  # one SHA-256: checked right here, no thread hop
             return self.store.verify_robot(user, password)

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from auth.credentials import Basic
 from auth.decision import Origin
 from auth.errors import ProxyError
-from auth.throttle import LoginThrottle
+from auth.throttle import Blocked, LoginThrottle
 from proxy.http.gate import Gate
 from tests.proxy.http.test_gate import World, world  # noqa: F401 (the fixture)
 
@@ -54,3 +56,81 @@ async def test_one_wrong_password_sent_in_parallel_counts_once(world: World) -> 
     gate = throttled_gate(world)
     assert await outcomes(gate, ["stale"] * 10) == [401] * 10  # one check, joined: one failure
     assert await outcomes(gate, ["pusherpwd"]) == [200]  # so the limit (3) is far from reached
+
+
+class RoundTripThrottle:
+    """The supervisor's throttle as a worker sees it (``workers`` > 1): every reservation is awaited."""
+
+    def __init__(self, inner: LoginThrottle) -> None:
+        self.inner = inner
+
+    async def reserve(self, address: str, user: str, count: bool = True) -> object:
+        await asyncio.sleep(0.005)  # the channel round trip: other requests run meanwhile
+        return self.inner.reserve(address, user, count)
+
+    def succeeded(self, slot: object) -> None:
+        self.inner.succeeded(slot)  # type: ignore[arg-type]
+
+    def failed(self, slot: object) -> None:
+        self.inner.failed(slot)  # type: ignore[arg-type]
+
+
+def slowed_throttle(w: World, failures: int = 3) -> LoginThrottle:
+    """A throttle where ``mark`` already failed from elsewhere, so each of his checks first sleeps."""
+    throttle = LoginThrottle(failures, 300.0, slow_after=1, max_delay=0.05, clock=w.clock)
+    for i in range(3):
+        slot = throttle.reserve(f"198.51.100.{i}", "mark")
+        assert not isinstance(slot, Blocked)
+        throttle.failed(slot)
+    probe = throttle.reserve("198.51.100.99", "mark")
+    assert not isinstance(probe, Blocked) and probe.delay > 0
+    throttle.succeeded(probe)
+    return throttle
+
+
+@pytest.mark.parametrize("shape", ["round trip", "delayed user", "both"])
+async def test_parallel_correct_logins_share_one_slot_whatever_comes_before_bcrypt(
+        world: World, shape: str) -> None:  # noqa: F811
+    """The check is registered before its first await: a reservation round trip or the user's delay
+    used to leave a window in which every parallel request reserved its own slot (429 with ``workers: 2``)."""
+    gate = world.make()
+    inner = slowed_throttle(world) if shape != "round trip" else LoginThrottle(3, 300.0, clock=world.clock)
+    gate.throttle = RoundTripThrottle(inner) if shape != "delayed user" else inner  # type: ignore[assignment]
+    assert await outcomes(gate, ["pusherpwd"] * 32) == [200] * 32
+    pair = [e for e in inner.entries(address=ORIGIN.client_ip) if e.user == "mark"]
+    assert all(e.failures == 0 and e.in_flight == 0 for e in pair), pair
+
+
+async def test_distinct_guesses_through_a_round_trip_throttle_get_at_most_the_limit(world: World) -> None:  # noqa: F811
+    gate = world.make()
+    gate.throttle = RoundTripThrottle(LoginThrottle(3, 300.0, clock=world.clock))  # type: ignore[assignment]
+    statuses = await outcomes(gate, [f"guess{i}" for i in range(20)])
+    assert statuses.count(401) == 3 and statuses.count(429) == 17
+
+
+async def test_a_caller_that_leaves_does_not_abandon_the_check_the_others_wait_for(world: World) -> None:  # noqa: F811
+    gate = world.make()
+    inner = LoginThrottle(3, 300.0, clock=world.clock)
+    gate.throttle = RoundTripThrottle(inner)  # type: ignore[assignment]
+    first = asyncio.ensure_future(gate.login(Basic("mark", "pusherpwd"), ORIGIN))
+    await asyncio.sleep(0)
+    rest = asyncio.ensure_future(outcomes(gate, ["pusherpwd"] * 5))
+    await asyncio.sleep(0)
+    first.cancel()
+    assert await rest == [200] * 5
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert [e for e in inner.entries(address=ORIGIN.client_ip) if e.failures or e.in_flight] == []
+
+
+async def test_a_guesser_who_hangs_up_still_has_the_failure_counted(world: World) -> None:  # noqa: F811
+    gate = world.make()
+    inner = LoginThrottle(3, 300.0, clock=world.clock)
+    gate.throttle = RoundTripThrottle(inner)  # type: ignore[assignment]
+    for i in range(3):
+        task = asyncio.ensure_future(gate.login(Basic("mark", f"guess{i}"), ORIGIN))
+        await asyncio.sleep(0.01)
+        task.cancel()
+    while gate._checks:  # the checks run on after their callers left
+        await asyncio.sleep(0.01)
+    assert await outcomes(gate, ["guess-next"]) == [429]
