@@ -29,3 +29,20 @@ def test_bench_quick_completes_and_prints_every_row(tmp_path):
     pull = text.split("## 1. Pull", 1)[1].split("## 2.", 1)[0]
     for target in TARGETS:
         assert f"| {target}" in pull, (target, pull)
+
+
+def test_the_lever_tools_run_and_print_their_rows() -> None:
+    """``bench.head_ab`` and ``bench.floors`` (issue 15's A/B and floors): one short round each, every row printed."""
+    ab = subprocess.run([sys.executable, "-m", "bench.head_ab", "--rounds", "1", "--seconds", "1", "proxy=."],
+                        cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
+    assert ab.returncode == 0, ab.stderr[-3000:]
+    medians = ab.stdout.split("medians:", 1)[1]
+    for name in ("direct", "proxy"):
+        assert f"  {name} " in medians and "x direct" in medians, ab.stdout
+    assert "200×" in ab.stdout and "errors" not in ab.stdout, ab.stdout
+    floors = subprocess.run([sys.executable, "-m", "bench.floors", "--rounds", "1"], cwd=REPO,
+                            capture_output=True, text=True, timeout=300, check=False)
+    assert floors.returncode == 0, floors.stderr[-3000:]
+    for kind in ("direct", "hello", "aiohttp-client", "raw-client", "proxy"):
+        assert any(line.startswith(f"{kind} ") and "ms CPU/req" in line and "200×" in line
+                   for line in floors.stdout.splitlines()), floors.stdout
