@@ -35,7 +35,7 @@ from proxy.http.runtime import Stats
 from proxy.observability import accesslog, metrics
 
 ROUNDS = 7
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[1]  # the repository: where --against is looked up
 Pair = tuple[ModuleType, ModuleType]  # (accesslog, metrics)
 
 

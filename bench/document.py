@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass
+from pathlib import Path
 
 from bench import goals, imagestorm, report
 from bench.prereq import Versions
@@ -21,6 +22,9 @@ class RunInfo:
     openssl_mbps: float | None
     openssl_line: str
     wall_s: float
+
+
+LEVERS = Path(__file__).with_name("LEVERS.md")
 
 
 def _method(info: RunInfo) -> str:
@@ -118,4 +122,18 @@ def render(info: RunInfo, results: Results) -> str:
         "## Targets from the issue (our proxy)",
         goals.render(goals.evaluate(results, s.concurrent_pulls, s.quick)),
     ]
+    if not s.quick and LEVERS.exists():
+        parts.append(levers())
     return "\n\n".join(parts) + "\n"
+
+
+def levers() -> str:
+    """``bench/LEVERS.md``, the levers tried and their A/B figures, carried into every full run's file.
+
+    They are measured with ``bench.head_ab``, ``bench.floors`` and friends
+    (minutes each), not by this run: the heading says so.
+    """
+    text = LEVERS.read_text(encoding="utf-8").strip()
+    title, _, body = text.partition("\n")
+    body = "\n".join("#" + line if line.startswith("#") else line for line in body.splitlines())  # one level down
+    return f"## {title.lstrip('# ')} (from `bench/LEVERS.md`, not measured by this run)\n{body}"

@@ -46,3 +46,13 @@ def test_the_lever_tools_run_and_print_their_rows() -> None:
     for kind in ("direct", "hello", "aiohttp-client", "raw-client", "proxy"):
         assert any(line.startswith(f"{kind} ") and "ms CPU/req" in line and "200×" in line
                    for line in floors.stdout.splitlines()), floors.stdout
+
+
+def test_the_levers_table_is_carried_into_the_committed_results() -> None:
+    """bench/LEVERS.md goes into every full run's RESULTS.md, one heading level down, marked as not measured there."""
+    from bench import document
+
+    section = document.levers()
+    assert section.startswith("## Levers tried for issue 15 (from `bench/LEVERS.md`, not measured by this run)")
+    assert "\n### The floor under the HEAD goal" in section and "\n## " not in section
+    assert section in (REPO / "bench" / "RESULTS.md").read_text(encoding="utf-8")
