@@ -69,10 +69,15 @@ def render_bytes(err: ProxyError) -> bytes:
 async def add_api_version(request: web.Request, response: web.StreamResponse) -> None:
     """``on_response_prepare``: exactly one version header on every response (Apache sends two).
 
-    The ``Server`` header is set here too, or aiohttp would name itself and Python with their versions.
+    The ``Server`` header is set here too, or aiohttp would name itself and Python with their versions;
+    and ``Connection: close`` on an answer written during the SIGTERM drain
+    (``proxy.server.aiohttp_seams``), so the client does not send its next
+    request into a connection that is about to close.
     """
     response.headers[API_VERSION_HEADER] = API_VERSION
     response.headers["Server"] = SERVER
+    if getattr(request.protocol, "draining", False):  # stopping: the connection closes after this answer, say so
+        response.headers["Connection"] = "close"
 
 
 @web.middleware

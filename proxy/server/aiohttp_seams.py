@@ -158,6 +158,11 @@ class GuardedHandler(web.RequestHandler):
         """Serve nothing new, but read the body of the request in flight (aiohttp's ``close()`` comes next)."""
         self._draining = True
 
+    @property
+    def draining(self) -> bool:
+        """The answer being written is this connection's last (``proxy.http.errors.add_api_version`` says so)."""
+        return self._draining
+
     def _read_body_in_flight(self, data: bytes) -> None:
         """Feed the parser, where aiohttp's ``data_received`` (closing) would drop the bytes.
 

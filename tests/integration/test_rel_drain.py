@@ -147,6 +147,7 @@ def test_chunked_patch_in_flight_completes_during_the_drain(proxy_factory, regis
     status, answer_headers, signalled = _drain_with_upload(proxy, tls_files.ca_cert, head, pieces, _chunk)
     assert status == 202, answer_headers
     assert answer_headers.get("range") == f"0-{SIZE - 1}"
+    assert answer_headers.get("connection") == "close"  # its last answer: the client must not reuse it
     assert proxy.wait(GRACE / 3) == 0, "the proxy did not exit once the upload was done"
     assert time.monotonic() - signalled < GRACE / 2
     assert proxy.log_text().rstrip().endswith("stopped")
@@ -168,6 +169,7 @@ def test_monolithic_put_in_flight_completes_during_the_drain(proxy_factory, regi
     status, answer_headers, signalled = _drain_with_upload(proxy, tls_files.ca_cert, head, pieces, _raw)
     assert status == 201, answer_headers
     assert answer_headers.get("docker-content-digest") == _digest(pieces)
+    assert answer_headers.get("connection") == "close"
     assert proxy.wait(GRACE / 3) == 0, "the proxy did not exit once the upload was done"
     assert time.monotonic() - signalled < GRACE / 2
     assert _blob_in_registry(registry.url, repo, _digest(pieces)) == (200, _digest(pieces), SIZE)

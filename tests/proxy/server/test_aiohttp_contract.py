@@ -57,7 +57,8 @@ def test_our_attributes_do_not_collide_with_aiohttp_slots() -> None:
         slots.update(getattr(klass, "__slots__", ()))
     assert not slots & set(OUR_ATTRIBUTES)
     assert "_request_count" in slots and "_parser" in slots
-    assert not hasattr(web.RequestHandler, "drain"), "our public drain() would shadow aiohttp's"
+    for ours in ("drain", "draining"):
+        assert not hasattr(web.RequestHandler, ours), f"our public {ours} would shadow aiohttp's"
 
 
 def test_parser_exceptions_we_translate() -> None:
