@@ -36,6 +36,8 @@ __all__ = ["CHUNK", "BackendAnswer", "ClientGone", "Sink", "Tee", "forward"]
 
 log = logging.getLogger(__name__)
 
+DISCARD_MAX = 64 << 10  # a body this small, asked for but not sent on, is read so its connection can be reused
+
 
 class Sink(Protocol):
     """A copy of a forwarded body, read whole (``proxy.http.cache`` keeps small ones by digest)."""
@@ -119,9 +121,12 @@ async def _relay(
     watch: SendWatch | None = None
     try:
         await response.prepare(request)
-        if request.method == "HEAD" and sink is not None:  # a GET sent to fill the cache: keep, do not send
-            sink.add(await backend.read())
-            sink.done()
+        if request.method == "HEAD" and tee is not None:  # a GET sent to fill the cache: keep, do not send
+            if sink is not None:
+                sink.add(await backend.read())
+                sink.done()
+            elif backend.content_length is not None and backend.content_length <= DISCARD_MAX:
+                await backend.read()  # a refusal's few bytes (404): read, the backend connection stays reusable
             return response
         if request.method == "HEAD" or request.transport is None:
             return response

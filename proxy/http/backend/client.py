@@ -102,6 +102,11 @@ class BackendClient:
                 continue  # a stale kept-alive connection: the backend closed it while idle
             return Answer(self, conn, answer)
 
+    @property
+    def idle_connections(self) -> int:
+        """Kept-alive connections waiting for the next request (what a reuse would take)."""
+        return len(self._idle)
+
     def _take(self) -> Connection | None:
         now = asyncio.get_running_loop().time()
         while self._idle:
