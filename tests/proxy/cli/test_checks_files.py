@@ -9,9 +9,11 @@ answers 401. And every htpasswd warning was printed twice.
 from __future__ import annotations
 
 import http.server
+import json
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,7 +25,9 @@ import trustme
 from auth.userfiles.hashing import DUMMY_HASHES
 from proxy.cli.checks import check_config
 from proxy.cli.checks_files import listen_clash
+from proxy.cli.serve import warn_at_start
 from proxy.config import ConfigError, parse_config
+from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 D5 = DUMMY_HASHES[5]
@@ -254,3 +258,46 @@ def test_a_backend_with_another_status_warns(check: Check, backend: Callable[[in
     code, found, _ = check(backend=url)
     assert code == 0
     assert f"warning: backend {url} answered GET /v2/ with 503, not 200: is it a registry, and healthy?" in found
+
+
+# ------------------------------------------------------------------ serve says the same at start
+
+
+def test_serve_logs_an_expired_certificate_and_a_backend_that_demands_auth(
+        folder: Path, backend: Callable[[int], str], caplog: pytest.LogCaptureFixture) -> None:
+    """An operator who never runs check-config still reads, at start, what would make every client fail."""
+    url = backend(401)
+    config = parse_config(config_data(backend=url), folder / "proxy.yml")
+    with caplog.at_level("WARNING", logger="proxy.cli.serve"):
+        warn_at_start(config, now=NOT_AFTER + timedelta(seconds=1)).join(10)
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert any(e.startswith("tls.cert ") and "expired on 2031-05-06 07:08 UTC" in e for e in errors), errors
+    assert any(e.startswith(f"backend {url} demands its own auth") for e in errors), errors
+
+
+def test_serve_at_start_with_a_good_certificate_and_backend_logs_nothing(
+        folder: Path, backend: Callable[[int], str], caplog: pytest.LogCaptureFixture) -> None:
+    config = parse_config(config_data(backend=backend(200)), folder / "proxy.yml")
+    with caplog.at_level("WARNING", logger="proxy.cli.serve"):
+        warn_at_start(config, now=NOT_AFTER - timedelta(days=365)).join(10)
+    assert caplog.records == []
+
+
+def test_serve_starts_at_once_when_the_backend_is_down_and_says_so(folder: Path) -> None:
+    """The backend is asked from a thread: a registry that starts after the proxy must not delay it."""
+    config_path = folder / "proxy.yml"
+    config_path.write_text(json.dumps(config_data(listen=f"127.0.0.1:{free_port()}", pid_file="off")))
+    proc = subprocess.Popen([sys.executable, "-m", "proxy", "serve", "--config", str(config_path)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        seen = ""
+        deadline = time.monotonic() + 60
+        while "does not answer GET /v2/" not in seen and time.monotonic() < deadline:
+            line = proc.stderr.readline() if proc.stderr else ""
+            assert line, f"serve exited or closed stderr: {seen}"
+            seen += line
+        assert f"backend {DEAD} does not answer GET /v2/" in seen, seen
+        assert proc.poll() is None  # still serving
+    finally:
+        proc.terminate()
+        proc.wait(30)
