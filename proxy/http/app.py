@@ -17,7 +17,7 @@ from functools import partial
 
 from aiohttp import web
 
-from auth.access import Action
+from auth.access import Action, Identity
 from auth.clientaddr import forwarded_client
 from auth.errors import ProxyError
 from auth.hosts import public_origin
@@ -71,9 +71,8 @@ async def _serve(request: web.Request) -> web.StreamResponse:
     judge_body_type(request.method, request.headers.getall("Content-Type", []))
     if route.action is not Action.PULL and runtime.maintenance.active():
         raise runtime.maintenance.refusal()  # before auth: cheaper, and says why at once
-    who = await runtime.gate.check(route, request.headers.getall("Authorization", []), origin)
-    if who is not None:
-        request[USER] = who.name
+    who = await runtime.gate.check(route, request.headers.getall("Authorization", []), origin,
+                                   partial(_logged_as, request))
     try:
         if route.kind == "catalog" and request.method == "GET":
             return await serve_catalog(request, runtime, who, origin)
@@ -86,6 +85,11 @@ async def _serve(request: web.Request) -> web.StreamResponse:
         if request.transport is not None:
             request.transport.abort()
         return web.Response(status=499)
+
+
+def _logged_as(request: web.Request, who: Identity) -> None:
+    """The gate proved ``who``: the access log names them even if the policy refuses next."""
+    request[USER] = who.name
 
 
 def client_address(request: web.Request, runtime: Runtime) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import inspect
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from auth.access import Identity
@@ -52,11 +53,15 @@ class Gate:
         # (address, digest of the credentials) -> the running check every identical request awaits
         self._checks: dict[tuple[str, bytes], asyncio.Future[Identity | Blocked | None]] = {}
 
-    async def check(self, route: Route, authorization: list[str], origin: Origin) -> Identity | None:
+    async def check(self, route: Route, authorization: list[str], origin: Origin,
+                    proven: Callable[[Identity], None] | None = None) -> Identity | None:
         """Who is asking (None if anonymous) when the request may go on; else raises ProxyError.
 
         The catalog is open to anonymous callers by default but filtered by
         the caller's pull rights, so credentials sent with it are checked.
+        ``proven`` is told the identity as soon as the credentials prove it,
+        before the policy judges it: a ``reader`` refused a push is logged as
+        ``reader``, not as ``-``.
         """
         policy = self.policy
         anonymous_ok = policy.anonymous_ok(route, origin)
@@ -74,9 +79,13 @@ class Gate:
             if verified is None:
                 raise policy.invalid_token(route, origin)
             claims, identity = verified
+            if proven is not None:
+                proven(identity)
             policy.judge_claims(route, claims, identity, origin)
             return identity
         identity = await self.login(creds, origin, route)
+        if proven is not None:
+            proven(identity)
         policy.judge_identity(route, identity, origin)
         return identity
 

@@ -201,3 +201,24 @@ def test_body_bytes_is_0_for_head_and_bodyless_statuses() -> None:
     assert body_bytes(_Request("GET"), web.StreamResponse(status=204)) == 0  # type: ignore[arg-type]
     assert body_bytes(_Request("GET"), web.StreamResponse(status=304)) == 0  # type: ignore[arg-type]
     assert body_bytes(_Request("GET"), streamed) is None  # type: ignore[arg-type]  # nobody counted: unknown
+
+
+async def test_a_user_refused_after_login_is_logged_by_name(logged: Callable[[str], Awaitable[Logged]]) -> None:
+    """reader proves who they are, then the policy refuses the push: the line names reader, not ``-``.
+
+    With Basic and with a Bearer token (which grants no push scope to reader: the
+    token endpoint leaves it out, and the push is refused by the token's claims).
+    """
+    log = await logged("json")
+    uploads = "/v2/team/app/blobs/uploads/"
+    assert (await log.client.post(uploads, headers=basic("reader", "readerpwd"))).status in (401, 403)
+    token = await log.client.get("/token?service=t&scope=repository:team/app:pull,push",
+                                 headers=basic("reader", "readerpwd"))
+    assert token.status == 200
+    bearer = {"Authorization": "Bearer " + (await token.json())["token"]}
+    assert (await log.client.post(uploads, headers=bearer)).status in (401, 403)
+    assert (await log.client.post(uploads, headers=basic("reader", "wrong"))).status == 401
+    entries = [json.loads(line) for line in await log.wait_lines(4)]
+    assert [(e["method"], e["user"]) for e in entries] == [
+        ("POST", "reader"), ("GET", "reader"), ("POST", "reader"), ("POST", None)]  # a wrong password proves nobody
+    assert entries[0]["status"] in (401, 403) and entries[2]["status"] in (401, 403)
