@@ -10,6 +10,7 @@ verified within ``auth.cache_ttl`` need none.
 from __future__ import annotations
 
 import asyncio
+import gc
 
 import pytest
 
@@ -134,3 +135,27 @@ async def test_a_guesser_who_hangs_up_still_has_the_failure_counted(world: World
     while gate._checks:  # the checks run on after their callers left
         await asyncio.sleep(0.01)
     assert await outcomes(gate, ["guess-next"]) == [429]
+
+
+class GoneThrottle:
+    """A worker whose supervisor is gone: every reservation is refused with a 503, after a round trip."""
+
+    async def reserve(self, address: str, user: str, count: bool = True) -> object:
+        await asyncio.sleep(0.005)
+        raise ProxyError(503, "UNAVAILABLE", "password checks are unavailable for a moment")
+
+
+async def test_a_failed_check_is_every_waiters_error_and_never_logged_as_unretrieved(world: World) -> None:  # noqa: F811
+    gate = world.make()
+    gate.throttle = GoneThrottle()  # type: ignore[assignment]
+    seen: list[dict[str, object]] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _loop, context: seen.append(context))
+    assert await outcomes(gate, ["pusherpwd"] * 3) == [503] * 3
+    leaver = asyncio.ensure_future(gate.login(Basic("mark", "pusherpwd"), ORIGIN))
+    await asyncio.sleep(0)
+    leaver.cancel()  # nobody is left to read the check's 503
+    while gate._checks:
+        await asyncio.sleep(0.01)
+    gc.collect()
+    await asyncio.sleep(0)
+    assert seen == []
