@@ -12,11 +12,10 @@ import asyncio
 import logging
 import os
 import sys
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from proxy.cli.checks_files import check_backend, check_tls
+from proxy.cli.checks_files import check_tls
 from proxy.cli.common import Subparsers, add_config_argument
 from proxy.config import Config, load_or_exit
 from proxy.ops.instance import InstanceError, claim, release, signal_instance
@@ -43,37 +42,25 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
-def warn_at_start(config: Config, now: datetime | None = None) -> threading.Thread:
-    """Log what ``check-config`` would flag in the certificate and the backend; returns the backend's thread.
+def warn_at_start(config: Config, now: datetime | None = None) -> None:
+    """Log what ``check-config`` would flag in the served certificate: expired (error) or expiring (warning).
 
-    An operator who never runs ``check-config`` would otherwise learn of an
-    expired certificate, or of a registry that demands its own auth (every
-    request through the proxy fails), only from clients. The backend is
-    asked from a thread: a registry that starts after the proxy must not
-    hold up the proxy's start. A pair that does not load is left to
-    ``serve``, which refuses to start with the same sentence.
+    An operator who never runs ``check-config`` would otherwise learn of it
+    only from clients. The backend is not asked here: a request at start
+    would reach the registry before any client's, and ``/readyz`` and
+    ``check-config`` already say when it demands its own auth. A pair that
+    does not load is left to ``serve``, which refuses to start with the same
+    sentence.
     """
-    if config.tls is not None:
-        failing: list[str] = []
-        warnings: list[str] = []
-        check_tls(config.tls, now or datetime.now(UTC), [], failing, warnings)
-        for line in failing:
-            log.error("%s", line)
-        for line in warnings:
-            log.warning("%s", line)
-
-    def ask_backend() -> None:
-        failing: list[str] = []
-        warnings: list[str] = []
-        check_backend(config.backend, failing, warnings)
-        for line in failing:
-            log.error("%s", line)
-        for line in warnings:
-            log.warning("%s", line)
-
-    thread = threading.Thread(target=ask_backend, name="backend-check", daemon=True)
-    thread.start()
-    return thread
+    if config.tls is None:
+        return
+    failing: list[str] = []
+    warnings: list[str] = []
+    check_tls(config.tls, now or datetime.now(UTC), [], failing, warnings)
+    for line in failing:
+        log.error("%s", line)
+    for line in warnings:
+        log.warning("%s", line)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -79,7 +79,7 @@ class Gate:
             if verified is None:
                 raise policy.invalid_token(route, origin)
             claims, identity = verified
-            if proven is not None:
+            if proven is not None and identity is not None:  # an anonymous token proves nobody
                 proven(identity)
             policy.judge_claims(route, claims, identity, origin)
             return identity

@@ -263,41 +263,41 @@ def test_a_backend_with_another_status_warns(check: Check, backend: Callable[[in
 # ------------------------------------------------------------------ serve says the same at start
 
 
-def test_serve_logs_an_expired_certificate_and_a_backend_that_demands_auth(
-        folder: Path, backend: Callable[[int], str], caplog: pytest.LogCaptureFixture) -> None:
-    """An operator who never runs check-config still reads, at start, what would make every client fail."""
-    url = backend(401)
-    config = parse_config(config_data(backend=url), folder / "proxy.yml")
+def test_serve_logs_an_expired_certificate_at_start(folder: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """An operator who never runs check-config still reads, at start, that every client will refuse the certificate."""
+    config = parse_config(config_data(), folder / "proxy.yml")
     with caplog.at_level("WARNING", logger="proxy.cli.serve"):
-        warn_at_start(config, now=NOT_AFTER + timedelta(seconds=1)).join(10)
-    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
-    assert any(e.startswith("tls.cert ") and "expired on 2031-05-06 07:08 UTC" in e for e in errors), errors
-    assert any(e.startswith(f"backend {url} demands its own auth") for e in errors), errors
+        warn_at_start(config, now=NOT_AFTER + timedelta(seconds=1))
+    assert [(r.levelname, r.getMessage()[:9]) for r in caplog.records] == [("ERROR", "tls.cert ")]
+    assert "expired on 2031-05-06 07:08 UTC" in caplog.records[0].getMessage()
 
 
-def test_serve_at_start_with_a_good_certificate_and_backend_logs_nothing(
-        folder: Path, backend: Callable[[int], str], caplog: pytest.LogCaptureFixture) -> None:
-    config = parse_config(config_data(backend=backend(200)), folder / "proxy.yml")
+def test_serve_logs_nothing_at_start_for_a_certificate_far_from_its_end(
+        folder: Path, caplog: pytest.LogCaptureFixture) -> None:
+    config = parse_config(config_data(), folder / "proxy.yml")
     with caplog.at_level("WARNING", logger="proxy.cli.serve"):
-        warn_at_start(config, now=NOT_AFTER - timedelta(days=365)).join(10)
+        warn_at_start(config, now=NOT_AFTER - timedelta(days=365))
     assert caplog.records == []
 
 
-def test_serve_starts_at_once_when_the_backend_is_down_and_says_so(folder: Path) -> None:
-    """The backend is asked from a thread: a registry that starts after the proxy must not delay it."""
+def test_a_real_serve_warns_of_a_certificate_that_expires_soon_and_serves(folder: Path, ca: trustme.CA) -> None:
+    leaf = ca.issue_cert("localhost", not_after=datetime.now(UTC) + timedelta(days=5))
+    (folder / "soon.crt").write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
+    (folder / "soon.key").write_bytes(leaf.private_key_pem.bytes())
     config_path = folder / "proxy.yml"
-    config_path.write_text(json.dumps(config_data(listen=f"127.0.0.1:{free_port()}", pid_file="off")))
+    config_path.write_text(json.dumps(config_data(listen=f"127.0.0.1:{free_port()}", pid_file="off",
+                                                  tls={"cert": "soon.crt", "key": "soon.key"})))
     proc = subprocess.Popen([sys.executable, "-m", "proxy", "serve", "--config", str(config_path)], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         seen = ""
         deadline = time.monotonic() + 60
-        while "does not answer GET /v2/" not in seen and time.monotonic() < deadline:
+        while "listening on" not in seen and time.monotonic() < deadline:
             line = proc.stderr.readline() if proc.stderr else ""
             assert line, f"serve exited or closed stderr: {seen}"
             seen += line
-        assert f"backend {DEAD} does not answer GET /v2/" in seen, seen
-        assert proc.poll() is None  # still serving
+        assert "WARNING proxy.cli.serve: tls.cert " in seen and "day(s); renew it" in seen, seen
+        assert proc.poll() is None  # a warning, not a refusal
     finally:
         proc.terminate()
         proc.wait(30)

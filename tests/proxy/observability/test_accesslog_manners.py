@@ -222,3 +222,15 @@ async def test_a_user_refused_after_login_is_logged_by_name(logged: Callable[[st
     assert [(e["method"], e["user"]) for e in entries] == [
         ("POST", "reader"), ("GET", "reader"), ("POST", "reader"), ("POST", None)]  # a wrong password proves nobody
     assert entries[0]["status"] in (401, 403) and entries[2]["status"] in (401, 403)
+
+
+async def test_an_anonymous_token_refused_a_push_is_logged_without_a_user(
+        logged: Callable[[str], Awaitable[Logged]]) -> None:
+    """An anonymous token proves nobody: its refused push is a 401 (not a 500) logged with no user."""
+    log = await logged("json")
+    token = await log.client.get("/token?service=t&scope=repository:team/app:pull,push")
+    assert token.status == 200
+    bearer = {"Authorization": "Bearer " + (await token.json())["token"]}
+    assert (await log.client.post("/v2/team/app/blobs/uploads/", headers=bearer)).status == 401
+    entries = [json.loads(line) for line in await log.wait_lines(2)]
+    assert [(e["method"], e["status"], e["user"]) for e in entries] == [("GET", 200, None), ("POST", 401, None)]
