@@ -28,7 +28,6 @@ import os
 import shutil
 import socket
 import ssl
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -162,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
             _wait_listening(port, proc.poll)
             fronts[kind] = (f"https://127.0.0.1:{port}", proc.pid)
         fronts["proxy"] = head_ab.start_proxy(ws, pg, direct.url, "proxy", tree, sys.executable, root)
-        runs: dict[str, list[tuple[float, float, str]]] = {name: [] for name in fronts}
+        runs: dict[str, list[head_ab.Run]] = {name: [] for name in fronts}
         for _ in range(rounds):
             for name, (url, pid) in fronts.items():
                 settle([pid, direct.pid])
@@ -173,12 +172,8 @@ def main(argv: list[str] | None = None) -> int:
                 cpu = meter.stop().seconds["server"]
                 ms = 0.0 if name == "direct" else cpu * 1000 / max(result.requests, 1)
                 runs[name].append((result.rps, ms, result.status_text()))
-        base = statistics.median(r for r, _, _ in runs["direct"])
         print(f"manifest HEAD by tag, hey -c 32, {rounds} rounds of {SECONDS} s, medians (CPU of the front only):")
-        for name, rows in runs.items():
-            rps = statistics.median(r for r, _, _ in rows)
-            print(f"{name:15} {rps:8,.0f} req/s  {rps / base:5.3f}x direct  "
-                  f"{statistics.median(m for _, m, _ in rows):.3f} ms CPU/req  {rows[-1][2]}", flush=True)
+        print("\n".join(head_ab.medians(runs)), flush=True)
     finally:
         pg.stop_all()
         shutil.rmtree(root, ignore_errors=True)

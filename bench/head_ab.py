@@ -50,6 +50,17 @@ def start_proxy(ws: Workspace, pg: ProcessGroups, backend: str, name: str, tree:
     return url, proc.pid
 
 
+Run = tuple[float, float, str]  # req/s, CPU ms per request, the status counts of the run
+
+
+def medians(runs: dict[str, list[Run]]) -> list[str]:
+    """One line per front: median req/s, its ratio to direct's, median CPU ms per request, the last statuses."""
+    base = statistics.median(r for r, _, _ in runs["direct"])
+    return [f"{name:15} {statistics.median(r for r, _, _ in rows):8,.0f} req/s  "
+            f"{statistics.median(r for r, _, _ in rows) / base:5.3f}x direct  "
+            f"{statistics.median(m for _, m, _ in rows):.3f} ms CPU/req  {rows[-1][2]}" for name, rows in runs.items()]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.head_ab", description=__doc__.splitlines()[0])
     parser.add_argument("proxies", nargs="*", default=["proxy=."], help="NAME=TREE[:PYTHON]")
@@ -72,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.apache:
             apache = targets.start_apache(ws, pg, direct)
             fronts["apache"] = (apache.url, apache.pid)
-        runs: dict[str, list[tuple[float, float]]] = {name: [] for name in fronts}
+        runs: dict[str, list[Run]] = {name: [] for name in fronts}
         for _ in range(args.rounds):
             for name, (url, pid) in fronts.items():
                 settle([pid, direct.pid])
@@ -81,14 +92,11 @@ def main(argv: list[str] | None = None) -> int:
                                  (f"Accept: {MANIFEST_TYPE}",))
                 cpu = meter.stop().seconds["server"]
                 ms = 0.0 if name == "direct" else cpu * 1000 / max(result.requests, 1)
-                runs[name].append((result.rps, ms))
+                runs[name].append((result.rps, ms, result.status_text()))
                 print(f"{name}: {result.rps:,.0f} req/s, {ms:.3f} ms CPU/req, {result.status_text()}", flush=True)
-        base = statistics.median(r for r, _ in runs["direct"])
         print("\nmedians:")
-        for name, rows in runs.items():
-            rps = statistics.median(r for r, _ in rows)
-            print(f"  {name:10} {rps:8,.0f} req/s  {rps / base:5.3f}x direct  "
-                  f"{statistics.median(m for _, m in rows):.3f} ms CPU/req")
+        for line in medians(runs):
+            print("  " + line)
     finally:
         pg.stop_all()
         shutil.rmtree(root, ignore_errors=True)

@@ -71,8 +71,9 @@ async def _serve(request: web.Request) -> web.StreamResponse:
     judge_body_type(request.method, request.headers.getall("Content-Type", []))
     if route.action is not Action.PULL and runtime.maintenance.active():
         raise runtime.maintenance.refusal()  # before auth: cheaper, and says why at once
-    who = await runtime.gate.check(route, request.headers.getall("Authorization", []), origin,
-                                   partial(_logged_as, request))
+    authorization = request.headers.getall("Authorization", [])
+    who = await runtime.gate.check(route, authorization, origin,
+                                   partial(_logged_as, request) if authorization else None)
     try:
         if route.kind == "catalog" and request.method == "GET":
             return await serve_catalog(request, runtime, who, origin)

@@ -9,7 +9,6 @@ tokens. Every judgement and every refusal text comes from
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -17,11 +16,12 @@ from typing import TYPE_CHECKING
 from auth.access import Identity
 from auth.credentials import Basic, Bearer, Invalid, is_empty_basic, parse_authorization
 from auth.decision import Origin, Policy, valid_claims
+from auth.errors import ProxyError
 from auth.routes import Route
-from auth.throttle import Blocked, LoginThrottle
+from auth.throttle import Blocked, LoginThrottle, Slot
 from auth.tokens import TokenAuthority
 from auth.userfiles.store import UserStore
-from proxy.http.verify import Verifier
+from proxy.http.verify import Verifier, credential_key
 
 if TYPE_CHECKING:
     from proxy.http.runtime import Stats
@@ -109,15 +109,12 @@ class Gate:
             return identity
         known = self.verifier.known(creds.user, creds.password)
         if known is not None:  # verified within auth.cache_ttl: not a guess, held nowhere; a blocked pair still waits
-            slot = throttle.reserve(origin.client_ip, creds.user, count=False)
-            if inspect.isawaitable(slot):  # ``workers`` > 1: the supervisor's (proxy.server.workers.throttle)
-                slot = await slot
+            slot = await _reserve(throttle, origin.client_ip, creds.user, count=False)
             if isinstance(slot, Blocked):
-                self.stats.throttle()
-                raise self.policy.throttled(slot)
+                raise self._throttled(slot)
             throttle.succeeded(slot)  # the password is right: this pair's failures are forgiven
             return known
-        key = (origin.client_ip, hashlib.sha256(f"{creds.user}\0{creds.password}".encode()).digest())
+        key = (origin.client_ip, credential_key(creds.user, creds.password))
         check = self._checks.get(key)
         if check is None:
             check = asyncio.ensure_future(self._check(throttle, creds, origin.client_ip))
@@ -125,11 +122,14 @@ class Gate:
             check.add_done_callback(lambda _t: self._checks.pop(key, None))
         outcome = await asyncio.shield(check)  # a caller that leaves does not abandon the others' check
         if isinstance(outcome, Blocked):
-            self.stats.throttle()
-            raise self.policy.throttled(outcome)
+            raise self._throttled(outcome)
         if outcome is None:
             raise self.policy.invalid_credentials(origin, route)
         return outcome
+
+    def _throttled(self, blocked: Blocked) -> ProxyError:
+        self.stats.throttle()
+        return self.policy.throttled(blocked)
 
     async def _check(self, throttle: LoginThrottle, creds: Basic, address: str) -> Identity | Blocked | None:
         """One counted check: reserve, wait out the user's delay, bcrypt, resolve with the true outcome.
@@ -137,9 +137,7 @@ class Gate:
         It runs as its own task, so it always resolves its slot by what the
         password turned out to be, whoever is still waiting for it.
         """
-        slot = throttle.reserve(address, creds.user)
-        if inspect.isawaitable(slot):
-            slot = await slot
+        slot = await _reserve(throttle, address, creds.user)
         if isinstance(slot, Blocked):
             return slot
         identity = None
@@ -153,3 +151,11 @@ class Gate:
             else:
                 throttle.succeeded(slot)
         return identity
+
+
+async def _reserve(throttle: LoginThrottle, address: str, user: str, count: bool = True) -> Slot | Blocked:
+    """The throttle's answer, awaited when ``workers`` > 1 (the supervisor's, ``proxy.server.workers.throttle``)."""
+    slot = throttle.reserve(address, user, count)
+    if inspect.isawaitable(slot):
+        slot = await slot
+    return slot

@@ -16,7 +16,12 @@ from auth.access import Identity
 from auth.userfiles.robots import ROBOT_PREFIX
 from auth.userfiles.store import UserStore
 
-__all__ = ["Verifier"]
+__all__ = ["Verifier", "credential_key"]
+
+
+def credential_key(user: str, password: str) -> bytes:
+    """What identical credentials are recognised by while their check runs (never the password itself)."""
+    return hashlib.sha256(f"{user}\0{password}".encode()).digest()
 
 
 class Verifier:
@@ -37,7 +42,7 @@ class Verifier:
         found = self.store.cached(user, password)
         if found is not None:
             return found
-        key = hashlib.sha256(f"{user}\0{password}".encode()).digest()
+        key = credential_key(user, password)
         pending = self._inflight.get(key)
         if pending is None:
             loop = asyncio.get_running_loop()

@@ -69,7 +69,7 @@ __all__ = ["OUR_ATTRIBUTES", "PRIVATE", "ConnectionGuard", "GuardedHandler", "Gu
 log = logging.getLogger(__name__)
 
 # our attributes on the handler: they must not collide with aiohttp's slots
-OUR_ATTRIBUTES = ("_guard", "_admitted", "_head_timer", "_finished", "_client", "_address", "_draining")
+OUR_ATTRIBUTES = ("_guard", "_admitted", "_head_timer", "_finished", "_client", "_address", "draining")
 PRIVATE = {
     "aiohttp.web.RequestHandler._request_count": "incremented by data_received() once per parsed request head "
                                                  "(a parser error counts too): how we know a head completed",
@@ -97,7 +97,9 @@ class GuardedHandler(web.RequestHandler):
         self._admitted = False
         self._head_timer: asyncio.TimerHandle | None = None
         self._finished = 0  # requests whose response was sent (log_access ran)
-        self._draining = False  # the server is stopping: the body in flight is still read, nothing after it
+        # the server is stopping: the body in flight is still read, nothing after it, and the answer being
+        # written is this connection's last (``proxy.http.errors.add_api_version`` says Connection: close)
+        self.draining = False
 
     # -- connection ----------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -143,7 +145,7 @@ class GuardedHandler(web.RequestHandler):
     def data_received(self, data: bytes) -> None:
         if not self._admitted:
             return  # refused at a cap: bytes already on their way are dropped, never parsed
-        if self._draining and self._pending():
+        if self.draining and self._pending():
             self._read_body_in_flight(data)
             return
         if data and self._head_timer is None and not self._pending():
@@ -156,12 +158,7 @@ class GuardedHandler(web.RequestHandler):
     # -- the drain ------------------------------------------------------------------------
     def drain(self) -> None:
         """Serve nothing new, but read the body of the request in flight (aiohttp's ``close()`` comes next)."""
-        self._draining = True
-
-    @property
-    def draining(self) -> bool:
-        """The answer being written is this connection's last (``proxy.http.errors.add_api_version`` says so)."""
-        return self._draining
+        self.draining = True
 
     def _read_body_in_flight(self, data: bytes) -> None:
         """Feed the parser, where aiohttp's ``data_received`` (closing) would drop the bytes.
